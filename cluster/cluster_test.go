@@ -99,7 +99,7 @@ func TestFailoverDoesNotResetLeases(t *testing.T) {
 		old := c.Leader()
 		start := time.Now()
 		require.NoError(t, c.Node(old).TransferLeadership(ctx), "transfer %d", i)
-		next := c.WaitForLeader()
+		next := c.WaitForNewLeader(old)
 		gap := time.Since(start)
 		gaps += gap
 		require.NotEqual(t, old, next)

@@ -7,8 +7,10 @@
 // Holder id, and calls Start (or Run). An elector that does not lead
 // campaigns with Store.Acquire; when another participant holds the lease it
 // watches the name and campaigns again the moment the lease is released or
-// expires, and in any case every RetryInterval. The leader renews every
-// RenewInterval. OnElected runs while this elector leads, with a context
+// expires, and polls in case the watch misses it: when the holder's lease is
+// due to expire, but at least RetryInterval and at most LeaseDuration after
+// the previous campaign. The leader renews every RenewInterval, retrying
+// failed renewals every RetryInterval until its holder-side deadline. OnElected runs while this elector leads, with a context
 // that ends when leadership ends. The fencing token (Token) goes with every
 // write the leader makes; the resources it writes to check it with a Fence
 // or an equivalent condition, so a former leader can do no harm.

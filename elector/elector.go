@@ -403,6 +403,17 @@ func (e *Elector) LeaderContext() context.Context {
 	return doneContext
 }
 
+type tokenKey struct{}
+
+// TokenFromContext returns the fencing token of the term a leader context
+// (the ctx given to OnElected, or LeaderContext) belongs to. Leader work
+// should fence its writes with it rather than with Token, which may
+// already name a later term.
+func TokenFromContext(ctx context.Context) (uint64, bool) {
+	token, ok := ctx.Value(tokenKey{}).(uint64)
+	return token, ok
+}
+
 // Leader returns the current holder of the lease, with its token and
 // metadata, read from the store (a linearizable read). It returns an error
 // matching raftlease.ErrNotFound when the lease is vacant.
@@ -510,13 +521,16 @@ func (e *Elector) gainLocked(lease raftlease.Lease, send time.Time, releases uin
 			e.loseLocked(t, reasonSafeUntil, LeaderInfo{})
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), tokenKey{}, lease.Token))
 	t := &term{token: lease.Token, ctx: ctx, cancel: cancel, safeUntil: safeUntil, lastSend: send, finished: make(chan struct{})}
 	prev := e.lastTerm
 	e.term, e.lastTerm = t, t
 	e.log.Info("elected", "token", t.token, "safe_for", safeUntil.Sub(now))
 	e.setObservedLocked(infoOf(lease), true, false, reasonElected, lease.Revision)
-	e.goLocked(func() { e.watchdog(t, safeUntil.Sub(now)) })
+	// Arm the timer here, not in the goroutine, so that it does not depend
+	// on when the goroutine gets to run.
+	timer := e.timerUntil(safeUntil)
+	e.goLocked(func() { e.watchdog(t, timer) })
 	if e.opts.OnElected != nil || e.opts.OnDemoted != nil {
 		e.goLocked(func() { e.leaderWork(t, prev) })
 	} else {
@@ -575,30 +589,57 @@ func (e *Elector) loseLocked(t *term, reason string, current LeaderInfo) {
 }
 
 // watchdog ends t when its holder-side deadline passes without a newer
-// successful renewal, whatever the loop is doing.
-func (e *Elector) watchdog(t *term, wait time.Duration) {
-	timer := e.clock.NewTimer(wait)
-	defer timer.Stop()
+// successful renewal, whatever the loop is doing. timer is armed for the
+// deadline as it stood when t began (nil if it has passed already).
+func (e *Elector) watchdog(t *term, timer raftlease.Timer) {
 	for {
-		select {
-		case <-t.ctx.Done():
-			return
-		case <-timer.C():
+		if timer != nil {
+			select {
+			case <-t.ctx.Done():
+				timer.Stop()
+				return
+			case <-timer.C():
+			}
 		}
 		e.mu.Lock()
 		if e.term != t {
 			e.mu.Unlock()
 			return
 		}
-		if left := t.safeUntil.Sub(e.clock.Now()); left > 0 {
+		if until := t.safeUntil; e.clock.Now().Before(until) {
+			// A renewal moved the deadline.
 			e.mu.Unlock()
-			timer.Reset(left)
+			timer = e.timerUntil(until)
 			continue
 		}
 		e.log.Warn("holder-side deadline passed without a successful renewal", "token", t.token)
 		e.loseLocked(t, reasonSafeUntil, LeaderInfo{})
 		e.mu.Unlock()
 		return
+	}
+}
+
+// maxTimerSlack is how far the Clock may move between computing a timer's
+// duration and arming it before timerUntil arms it again.
+const maxTimerSlack = time.Millisecond
+
+// timerUntil returns a timer that fires when the Clock reaches deadline, or
+// nil if it has already. Clock timers are relative: if the clock moves
+// between reading it and arming the timer (a manual clock's Advance, or
+// this goroutine being descheduled), the timer fires late by as much, so it
+// is armed again until the reading and the arming agree.
+func (e *Elector) timerUntil(deadline time.Time) raftlease.Timer {
+	for {
+		wait := deadline.Sub(e.clock.Now())
+		if wait <= 0 {
+			return nil
+		}
+		timer := e.clock.NewTimer(wait)
+		left := deadline.Sub(e.clock.Now())
+		if left > 0 && wait-left <= maxTimerSlack {
+			return timer
+		}
+		timer.Stop()
 	}
 }
 
@@ -685,10 +726,15 @@ func (e *Elector) opContext(parent context.Context) (ctx context.Context, done f
 }
 
 // opError marks err as a timeout when the call's context ran out of
-// OperationTimeout: the request may or may not have taken effect.
+// OperationTimeout, and makes it retryable: the request may or may not have
+// taken effect.
 func opError(callCtx context.Context, err error) error {
-	if err != nil && context.Cause(callCtx) == errOperationTimeout {
-		return &raftlease.UnavailableError{Outcome: raftlease.OutcomeUnknown, Err: fmt.Errorf("%w: %w", errOperationTimeout, err)}
+	if err == nil || context.Cause(callCtx) != errOperationTimeout {
+		return err
+	}
+	err = fmt.Errorf("%w: %w", errOperationTimeout, err)
+	if !raftlease.IsRetryable(err) {
+		err = &raftlease.UnavailableError{Outcome: raftlease.OutcomeUnknown, Err: err}
 	}
 	return err
 }

@@ -20,6 +20,13 @@ type signal struct {
 // signalBuffer is the capacity of the watch-to-loop channel.
 const signalBuffer = 16
 
+// alreadyDue is a closed channel: the loop's wait when its action is due.
+var alreadyDue = func() <-chan time.Time {
+	c := make(chan time.Time)
+	close(c)
+	return c
+}()
+
 // attempt is the outcome of one campaign.
 type attempt struct {
 	send   time.Time
@@ -95,6 +102,8 @@ func (e *Elector) renew(ctx context.Context, t *term) (time.Time, error) {
 		}
 	case errors.Is(err, raftlease.ErrNotHolder):
 		e.refusedLocked(t)
+	case e.term != t:
+		return send, errTermEnded // nothing left to retry for
 	}
 	return send, err
 }
@@ -186,11 +195,18 @@ func (e *Elector) loop(ctx context.Context, signals <-chan signal) error {
 			termDone = t.ctx.Done()
 		}
 
-		timer := e.clock.NewTimer(max(due.Sub(now), 0))
+		// A timer of zero need not fire at once on every Clock (a manual
+		// clock fires it on its next Advance), so a due action waits for
+		// none.
+		dueC := alreadyDue
+		timer := e.timerUntil(due)
+		if timer != nil {
+			dueC = timer.C()
+		}
 		fired := false
 		select {
 		case <-ctx.Done():
-		case <-timer.C():
+		case <-dueC:
 			fired = true
 		case <-termDone:
 		case <-e.kick:
@@ -205,7 +221,9 @@ func (e *Elector) loop(ctx context.Context, signals <-chan signal) error {
 				due = now
 			}
 		}
-		timer.Stop()
+		if timer != nil {
+			timer.Stop()
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

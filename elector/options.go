@@ -33,10 +33,12 @@ type Options struct {
 	// LeaseDuration, and leave room for a renewal to land before the holder
 	// fences itself (see SafetyMargin).
 	RenewInterval time.Duration
-	// RetryInterval is how often a candidate campaigns again while someone
-	// else holds the lease (the watch usually makes it campaign sooner, at
-	// the moment the lease is released or expires), and how soon a failed
-	// store call is retried.
+	// RetryInterval is the shortest pause between two campaigns, measured
+	// from send to send, and how soon a failed store call is retried. While
+	// another participant holds the lease, a candidate times its next
+	// campaign for when that lease is due to expire (at least RetryInterval
+	// and at most LeaseDuration later); its watch makes it campaign at once
+	// when the lease is released or expires.
 	RetryInterval time.Duration
 	// OperationTimeout bounds every store call. It must be less than
 	// RenewInterval, so one hanging call never skips a renewal round.

@@ -63,10 +63,13 @@ func (c *ConsensusClock) epoch(s Stamp) bool {
 	if s.Term == 0 || s.Term < c.Term {
 		return false
 	}
-	// Within the same term a later epoch first takes the time its reading
-	// proves has passed, then rebases on it.
+	// Within the same term a later epoch takes the time its reading proves
+	// has passed and keeps the term's mapping. Rebasing on its reading would
+	// let consensus time run ahead of the leader's clock whenever that
+	// reading is older than one already applied (early expiry).
 	if s.Term == c.Term {
 		c.Now = c.At(s)
+		return true
 	}
 	c.Term = s.Term
 	c.EpochReading = s.Reading

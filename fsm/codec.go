@@ -100,10 +100,12 @@ func appendCommand(b []byte, c Command) []byte {
 }
 
 // durationBits encodes a duration; negative durations (never valid) encode
-// as zero, which the state machine refuses.
+// as the largest duration, which the state machine refuses. (Not as zero: a
+// renew's zero TTL means "keep the TTL", which would turn an invalid renew
+// into a valid one on the way through the log.)
 func durationBits(d time.Duration) uint64 {
 	if d < 0 {
-		return 0
+		return math.MaxInt64
 	}
 	return uint64(d)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -43,7 +44,8 @@ type Result struct {
 	// Lease is the lease after an acquire or renew that succeeded.
 	Lease raftlease.Lease
 	// Err is the rejection (ErrLeaseHeld, ErrNotHolder, ErrInvalidArgument);
-	// a rejected command changed nothing.
+	// a rejected command changed no lease and no token. Its stamp still
+	// moved consensus time, as a tick would: the leader's clock did advance.
 	Err error
 	// Events are the changes the command made, in order.
 	Events []raftlease.Event
@@ -157,7 +159,12 @@ func (f *FSM) acquire(c Command, now time.Duration) Result {
 		// Expired but not yet removed: the vacancy comes first.
 		events = append(events, f.event(raftlease.EventExpired, old, now))
 	}
-	token := max(f.lastToken, c.TokenFloor) + 1
+	base := max(f.lastToken, c.TokenFloor)
+	if base == math.MaxUint64 {
+		// The next token would wrap to 0 and reuse every token issued.
+		return Result{Err: invalid("token_floor", "no fencing token is left above it")}
+	}
+	token := base + 1
 	f.lastToken = token
 	l := &lease{
 		name: c.Name, holder: c.Holder, token: token, ttl: c.TTL,

@@ -157,6 +157,30 @@ func (c *Cluster) WaitForLeader() int {
 	return -1
 }
 
+// WaitForNewLeader waits (up to 20 s) for a single serving leader other
+// than node old and returns its index. After a leadership transfer the old
+// leader may still report itself serving for a moment; this does not
+// mistake it for the new one.
+func (c *Cluster) WaitForNewLeader(old int) int {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		leaders, idx := 0, -1
+		for i, n := range c.nodes {
+			if n != nil && n.IsLeader() {
+				leaders++
+				idx = i
+			}
+		}
+		if leaders == 1 && idx != old {
+			return idx
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.t.Fatalf("no new serving leader (other than n%d) within 20s", old)
+	return -1
+}
+
 // Follower returns the index of some running node that is not the leader.
 func (c *Cluster) Follower() int {
 	l := c.Leader()
