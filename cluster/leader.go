@@ -23,6 +23,7 @@ type leaderState struct {
 	cancel    context.CancelFunc
 	proposals chan *proposal // unbuffered: a send succeeds only while the proposer runs
 	inflight  chan *inflight
+	slots     chan struct{} // one token per entry on its way (MaxInflight)
 	// lastProposed is the leader-clock time (ns since origin) of the last
 	// entry proposed; the housekeeper ticks when it grows old.
 	lastProposed atomic.Int64
@@ -107,7 +108,8 @@ func (n *Node) lead(ctx context.Context) {
 	ls := &leaderState{
 		term: term, ctx: lctx, cancel: cancel,
 		proposals: make(chan *proposal),
-		inflight:  make(chan *inflight, 1024),
+		inflight:  make(chan *inflight, n.opts.MaxInflight),
+		slots:     make(chan struct{}, n.opts.MaxInflight),
 	}
 	ls.lastProposed.Store(int64(n.clock.Now().Sub(n.origin)))
 	ls.wg.Add(3)
@@ -174,8 +176,10 @@ func (n *Node) submit(ctx context.Context, ls *leaderState, cmd fsm.Command) (fs
 }
 
 // propose gathers queued proposals into one entry (group commit), stamps
-// them and hands the entry to raft. It never waits for a commit, so the
-// next batch gathers while this one replicates.
+// them and hands the entry to raft. At most MaxInflight entries are on
+// their way at once: while all slots are taken, proposals keep gathering
+// into the next entry, so the batch grows with the load by itself. A lone
+// caller finds a free slot and is proposed at once.
 func (n *Node) propose(ls *leaderState) {
 	defer ls.wg.Done()
 	defer close(ls.inflight)
@@ -189,6 +193,28 @@ func (n *Node) propose(ls *leaderState) {
 			batch = append(batch, p)
 		}
 		batch = n.gather(ls, batch)
+		// Wait for a slot, gathering what arrives meanwhile.
+	slot:
+		for {
+			if len(batch) >= n.opts.MaxBatch {
+				select {
+				case ls.slots <- struct{}{}:
+					break slot
+				case <-ls.ctx.Done():
+					n.failAll(batch)
+					return
+				}
+			}
+			select {
+			case ls.slots <- struct{}{}:
+				break slot
+			case p := <-ls.proposals:
+				batch = append(batch, p)
+			case <-ls.ctx.Done():
+				n.failAll(batch)
+				return
+			}
+		}
 		st := n.stamp(ls.term)
 		var data []byte
 		if len(batch) == 1 {
@@ -206,13 +232,15 @@ func (n *Node) propose(ls *leaderState) {
 		ls.lastProposed.Store(st.Reading)
 		f := n.raft.Apply(data, n.opts.OperationTimeout)
 		props := append([]*proposal(nil), batch...)
-		select {
-		case ls.inflight <- &inflight{future: f, props: props, batch: len(props) > 1}:
-		case <-ls.ctx.Done():
-			// Hand it over anyway so its waiters learn the outcome.
-			ls.inflight <- &inflight{future: f, props: props, batch: len(props) > 1}
-			return
-		}
+		// inflight has room for every slot, so this never blocks.
+		ls.inflight <- &inflight{future: f, props: props, batch: len(props) > 1}
+	}
+}
+
+// failAll answers proposals that were never handed to raft.
+func (n *Node) failAll(batch []*proposal) {
+	for _, p := range batch {
+		p.done <- proposalResult{err: notApplied(raftlease.ErrNotLeader)}
 	}
 }
 
@@ -252,6 +280,7 @@ func (n *Node) complete(ls *leaderState) {
 	defer ls.wg.Done()
 	for in := range ls.inflight {
 		err := in.future.Error()
+		<-ls.slots
 		var resp applyResponse
 		if err == nil {
 			resp, _ = in.future.Response().(applyResponse)

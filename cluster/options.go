@@ -54,6 +54,10 @@ type Options struct {
 	// batches only what is already queued.
 	MaxBatch     int
 	MaxBatchWait time.Duration
+	// MaxInflight is how many group-commit entries the leader lets be on
+	// their way through Raft at once. While all are taken, operations gather
+	// into the next entry, so batches grow with the load without a timer.
+	MaxInflight int
 	// MaxExpireBatch bounds the leases one expire command removes.
 	MaxExpireBatch int
 
@@ -95,6 +99,7 @@ func DefaultOptions() Options {
 		OperationTimeout:   5 * time.Second,
 		MaxBatch:           256,
 		MaxBatchWait:       0,
+		MaxInflight:        2,
 		MaxExpireBatch:     256,
 		SnapshotThreshold:  8192,
 		SnapshotInterval:   30 * time.Second,
@@ -179,6 +184,9 @@ func (o Options) Validate() error {
 	}
 	if o.MaxBatchWait < 0 || o.MaxBatchWait > o.CommitTimeout*10 && o.MaxBatchWait > 10*time.Millisecond {
 		bad("MaxBatchWait", "%v is negative or too long (at most 10ms)", o.MaxBatchWait)
+	}
+	if o.MaxInflight < 1 || o.MaxInflight > 64 {
+		bad("MaxInflight", "%d is outside [1, 64]", o.MaxInflight)
 	}
 	if o.MaxExpireBatch < 1 {
 		bad("MaxExpireBatch", "must be at least 1")
