@@ -52,12 +52,12 @@ func TestFailoverKeepsLeasesAndTokensGrow(t *testing.T) {
 
 	held, err := c.Node(follower).Acquire(ctx, raftlease.AcquireRequest{Name: "live", Holder: "h1", TTL: 10 * time.Second})
 	require.NoError(t, err)
-	before := c.Node(follower).Status()
+	before := c.Node(follower).LocalStatus()
 
 	c.Kill(leader)
 	newLeader := c.WaitForLeader()
 	require.NotEqual(t, leader, newLeader)
-	st := c.Node(newLeader).Status()
+	st := c.Node(newLeader).LocalStatus()
 	require.Greater(t, st.Term, before.Term, "a new term began")
 
 	// The live holder keeps its lease: same token, and it renews.

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/raftlease/raftlease"
 	"github.com/raftlease/raftlease/fsm"
 	"github.com/raftlease/raftlease/internal/watch"
 )
@@ -23,6 +25,10 @@ type stateMachine struct {
 	appliedAt time.Time // local time of the last applied command
 	fatal     error     // a committed entry could not be decoded
 	onFatal   func(error)
+
+	// Counters since this process started, for status and metrics.
+	epochs      atomic.Uint64
+	expirations atomic.Uint64
 }
 
 var _ raft.FSM = (*stateMachine)(nil)
@@ -58,6 +64,14 @@ func (s *stateMachine) Apply(l *raft.Log) any {
 	}
 	res := s.fsm.Apply(l.Index, cmd)
 	s.appliedAt = s.clock()
+	if cmd.Kind == fsm.KindEpoch {
+		s.epochs.Add(1)
+	}
+	for _, e := range res.Events {
+		if e.Type == raftlease.EventExpired {
+			s.expirations.Add(1)
+		}
+	}
 	s.hub.Publish(l.Index, res.Events)
 	return applyResponse{result: res}
 }

@@ -42,6 +42,9 @@ type Node struct {
 
 	notifyCh chan bool
 
+	apiMu    sync.Mutex
+	apiAddrs map[string]string // member id -> client API address, learned
+
 	mu      sync.Mutex
 	leading *leaderState // non-nil while this node leads and its epoch is applied
 
@@ -76,6 +79,7 @@ func New(opts Options) (*Node, error) {
 		origin:   clock.Now(),
 		hub:      watch.NewHub(watch.Options{Retain: opts.WatchRetain, Buffer: opts.WatchBuffer}),
 		notifyCh: make(chan bool, 16),
+		apiAddrs: map[string]string{},
 		done:     make(chan struct{}),
 	}
 	n.sm = newStateMachine(n.hub, clock.Now, n.halt)

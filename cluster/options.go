@@ -25,6 +25,10 @@ type Options struct {
 	// address other nodes dial.
 	BindAddr      string
 	AdvertiseAddr string
+	// APIAddr is this node's client API address (leasenode's HTTP address),
+	// reported to other nodes so that status can name every member's and
+	// the leader's. Informational; empty for embedded nodes without one.
+	APIAddr string
 	// Bootstrap starts a new cluster with this node as its only voter when
 	// DataDir holds no Raft state. Set it on exactly one node of a new
 	// cluster; the others Join.

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/raftlease/raftlease"
 	"github.com/raftlease/raftlease/fsm"
+	"github.com/raftlease/raftlease/transport"
 )
 
 // Forwarding methods. Bodies: write carries an unstamped fsm command in its
@@ -21,13 +23,29 @@ const (
 	methodList   = "list"
 	methodJoin   = "join"
 	methodRemove = "remove"
+	methodInfo   = "info"
+	methodVerify = "verify"
 )
 
 // joinRequest asks the leader to add a member.
 type joinRequest struct {
 	ID       string `json:"id"`
 	Addr     string `json:"addr"`
+	APIAddr  string `json:"api_addr,omitempty"`
 	NonVoter bool   `json:"non_voter,omitempty"`
+}
+
+// infoResponse answers methodInfo: who this node is and where its client
+// API listens.
+type infoResponse struct {
+	ID      string `json:"id"`
+	APIAddr string `json:"api_addr"`
+}
+
+// verifyResponse answers methodVerify: the serving leader confirmed its
+// leadership with a quorum, and had applied AppliedIndex when it did.
+type verifyResponse struct {
+	AppliedIndex uint64 `json:"applied_index"`
 }
 
 // handleRPC serves requests forwarded by other nodes. It only ever acts
@@ -42,9 +60,11 @@ func (n *Node) handleRPC(ctx context.Context, method string, body []byte) ([]byt
 		if err := json.Unmarshal(body, &req); err != nil {
 			return nil, fmt.Errorf("%w: join: %v", raftlease.ErrInvalidArgument, err)
 		}
-		return nil, n.AddMember(ctx, req.ID, req.Addr, req.NonVoter)
+		return nil, n.addMember(ctx, req)
 	case methodRemove:
 		return nil, n.RemoveMember(ctx, string(body))
+	case methodInfo:
+		return json.Marshal(infoResponse{ID: n.opts.ID, APIAddr: n.opts.APIAddr})
 	}
 	ls := n.leader()
 	if ls == nil {
@@ -69,6 +89,12 @@ func (n *Node) handleRPC(ctx context.Context, method string, body []byte) ([]byt
 			return nil, err
 		}
 		return json.Marshal(res.Lease)
+	case methodVerify:
+		index, err := n.leaderVerify(ctx, ls)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(verifyResponse{AppliedIndex: index})
 	case methodGet:
 		var out raftlease.Lease
 		err := n.leaderRead(ctx, ls, func(m *fsm.FSM, now time.Duration) error {
@@ -118,16 +144,26 @@ func (n *Node) Members() ([]Member, error) {
 	return out, nil
 }
 
-// AddMember adds a server (voter, or non-voter when nonVoter is set) through
-// whichever node leads. Adding a member already present with the same
-// address is a no-op.
-func (n *Node) AddMember(ctx context.Context, id, addr string, nonVoter bool) error {
-	req := joinRequest{ID: id, Addr: addr, NonVoter: nonVoter}
-	if err := raftlease.ValidateHolder(id); err != nil {
-		return err
+// AddMember adds a server through whichever node leads: a voter, or a
+// non-voter when m.Voter is false. m.HTTPAddr, when set, is remembered as
+// the member's client API address. Adding a member already present with
+// the same address and suffrage is a no-op.
+func (n *Node) AddMember(ctx context.Context, m transport.MemberJSON) error {
+	return n.addMember(ctx, joinRequest{ID: m.ID, Addr: m.RaftAddr, APIAddr: m.HTTPAddr, NonVoter: !m.Voter})
+}
+
+func (n *Node) addMember(ctx context.Context, req joinRequest) error {
+	if err := raftlease.ValidateHolder(req.ID); err != nil {
+		return &raftlease.FieldError{Field: "id", Reason: err.Error()}
 	}
-	if addr == "" {
-		return &raftlease.FieldError{Field: "addr", Reason: "must not be empty"}
+	if req.Addr == "" {
+		return &raftlease.FieldError{Field: "raft_addr", Reason: "must not be empty"}
+	}
+	if _, _, err := net.SplitHostPort(req.Addr); err != nil {
+		return &raftlease.FieldError{Field: "raft_addr", Reason: fmt.Sprintf("%q is not host:port", req.Addr)}
+	}
+	if req.APIAddr != "" {
+		n.rememberAPIAddr(req.ID, req.APIAddr)
 	}
 	body, _ := json.Marshal(req)
 	ctx, cancel := n.opContext(ctx)
@@ -160,7 +196,7 @@ func (n *Node) RemoveMember(ctx context.Context, id string) error {
 // Join asks the cluster member at memberAddr (its Raft address) to add this
 // node. Use it on a new node started without Bootstrap.
 func (n *Node) Join(ctx context.Context, memberAddr string, nonVoter bool) error {
-	body, _ := json.Marshal(joinRequest{ID: n.opts.ID, Addr: n.Addr(), NonVoter: nonVoter})
+	body, _ := json.Marshal(joinRequest{ID: n.opts.ID, Addr: n.Addr(), APIAddr: n.opts.APIAddr, NonVoter: nonVoter})
 	ctx, cancel := n.opContext(ctx)
 	defer cancel()
 	backoff := 20 * time.Millisecond
@@ -187,6 +223,9 @@ func (n *Node) addLocal(ctx context.Context, req joinRequest) error {
 			return nil
 		}
 	}
+	if req.APIAddr != "" {
+		n.rememberAPIAddr(req.ID, req.APIAddr)
+	}
 	var f raft.IndexFuture
 	if req.NonVoter {
 		f = n.raft.AddNonvoter(raft.ServerID(req.ID), raft.ServerAddress(req.Addr), 0, n.opts.OperationTimeout)
@@ -201,6 +240,13 @@ func (n *Node) addLocal(ctx context.Context, req joinRequest) error {
 }
 
 func (n *Node) removeLocal(ctx context.Context, id string) error {
+	found := false
+	for _, s := range n.configuration() {
+		found = found || string(s.ID) == id
+	}
+	if !found {
+		return fmt.Errorf("%w: no member %q", raftlease.ErrNotFound, id)
+	}
 	f := n.raft.RemoveServer(raft.ServerID(id), 0, n.opts.OperationTimeout)
 	if err := waitFuture(ctx, f); err != nil {
 		return applyError(err)
@@ -217,8 +263,9 @@ func (n *Node) configuration() []raft.Server {
 	return f.Configuration().Servers
 }
 
-// Status is a snapshot of the node's view of the cluster.
-type Status struct {
+// LocalStatus is this node's own view of Raft and its replica, read without
+// asking any other node.
+type LocalStatus struct {
 	ID           string `json:"id"`
 	State        string `json:"state"`
 	LeaderID     string `json:"leader_id"`
@@ -232,10 +279,10 @@ type Status struct {
 	LastToken    uint64 `json:"last_token"`
 }
 
-// Status reports the node's raft state and indexes.
-func (n *Node) Status() Status {
+// LocalStatus reports the node's raft state and indexes.
+func (n *Node) LocalStatus() LocalStatus {
 	addr, id := n.raft.LeaderWithID()
-	st := Status{
+	st := LocalStatus{
 		ID: n.opts.ID, State: n.raft.State().String(), LeaderID: string(id), LeaderAddr: string(addr),
 		Term: n.raft.CurrentTerm(), CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.raft.AppliedIndex(),
 		LastIndex: n.raft.LastIndex(), Serving: n.leader() != nil,

@@ -64,7 +64,7 @@ func NewCluster(t testing.TB, n int, co ClusterOptions) *Cluster {
 			c.WaitForLeader()
 		} else {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			if err := c.nodes[0].AddMember(ctx, o.ID, c.nodes[i].Addr(), false); err != nil {
+			if err := c.nodes[0].AddMember(ctx, transport.MemberJSON{ID: o.ID, RaftAddr: c.nodes[i].Addr(), HTTPAddr: o.APIAddr, Voter: true}); err != nil {
 				cancel()
 				t.Fatalf("add %s: %v", o.ID, err)
 			}
