@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test vet test-short fuzz-short bench demo clean
+.PHONY: all build test test-deps vet test-short fuzz-short bench demo clean
 
 all: build test
 
@@ -13,8 +13,12 @@ build:
 vet:
 	$(GO) vet $(PKGS)
 
+# Installs what the tests need (redis-server) when it can; says what it skipped.
+test-deps:
+	@bash scripts/ensure-test-deps.sh
+
 # The test command README and .ci/run name. Race detector on.
-test: vet
+test: test-deps vet
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 test-short:
