@@ -111,7 +111,7 @@ type EventsJSON struct {
 type RestoreReportJSON struct {
 	// Imported counts the leases granted again; Skipped those left out
 	// (expired in the snapshot, or held by another holder now), with why.
-	Imported int          `json:"imported"`
+	Imported int           `json:"imported"`
 	Skipped  []SkippedJSON `json:"skipped,omitempty"`
 	// TokenFloor is the floor every imported token is above.
 	TokenFloor uint64 `json:"token_floor"`

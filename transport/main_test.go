@@ -17,7 +17,14 @@ import (
 	"github.com/raftlease/raftlease/transport"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// The HTTP API tests run real clusters (http_cluster_test.go):
+		// hashicorp/raft's NetworkTransport does not close the connections
+		// it accepted when it shuts down (see cluster/cluster_test.go).
+		goleak.IgnoreAnyFunction("github.com/hashicorp/raft.(*NetworkTransport).handleConn"),
+	)
+}
 
 // listen starts a Mux on a free loopback port, closed at cleanup.
 func listen(t *testing.T, cfg transport.Config) *transport.Mux {
