@@ -71,7 +71,9 @@ func (e *NotLeaderError) Error() string {
 	return fmt.Sprintf("raftlease: not the leader (leader is %s at %s)", e.LeaderID, e.LeaderAddr)
 }
 
-func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader || target == ErrUnavailable }
+func (e *NotLeaderError) Is(target error) bool {
+	return target == ErrNotLeader || target == ErrUnavailable
+}
 
 // Outcome says whether a failed write may have taken effect.
 type Outcome uint8
@@ -106,7 +108,7 @@ func (e *UnavailableError) Error() string {
 	return fmt.Sprintf("%s (outcome %s)", msg, e.Outcome)
 }
 
-func (e *UnavailableError) Unwrap() error         { return e.Err }
+func (e *UnavailableError) Unwrap() error        { return e.Err }
 func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
 
 // FieldError is an invalid-argument error about one named field. It matches

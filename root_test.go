@@ -86,7 +86,9 @@ func TestValidateRequests(t *testing.T) {
 		{"ttl max", func(r *raftlease.AcquireRequest) { r.TTL = raftlease.MaxTTL }, ""},
 		{"too many keys", func(r *raftlease.AcquireRequest) { r.Metadata = manyKeys }, "metadata"},
 		{"empty key", func(r *raftlease.AcquireRequest) { r.Metadata = map[string]string{"": "v"} }, "metadata key"},
-		{"long value", func(r *raftlease.AcquireRequest) { r.Metadata = map[string]string{"k": long(raftlease.MaxMetadataValueLen + 1)} }, "metadata[k]"},
+		{"long value", func(r *raftlease.AcquireRequest) {
+			r.Metadata = map[string]string{"k": long(raftlease.MaxMetadataValueLen + 1)}
+		}, "metadata[k]"},
 		{"control in value", func(r *raftlease.AcquireRequest) { r.Metadata = map[string]string{"k": "a\x00b"} }, "metadata[k]"},
 		{"total too big", func(r *raftlease.AcquireRequest) { r.Metadata = bigValues }, "metadata"},
 	}
