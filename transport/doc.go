@@ -67,6 +67,19 @@
 // so leases compare equal after a round trip (the conformance suite checks
 // HeldError.Current and deadlines exactly).
 //
+// # HTTP API
+//
+// NewHandler serves any Backend (a *cluster.Node, `leasenode dev`'s store,
+// or a *client.Client acting as a proxy) as the JSON API v1 that
+// docs/api.md documents; the route table is at the top of http.go. Request
+// bodies are decoded strictly (DecodeJSON), errors go through the one
+// error table above, and every 503 carries the outcome. Blocking queries
+// (GET /v1/leases/{name}?index=, GET /v1/events) hold one Backend.Watch for
+// their duration, capped by HandlerOptions.MaxWait. Metrics (metrics.go)
+// count requests by operation and code, time them, and read the node's
+// Raft and store gauges from Backend.Status at scrape time. The handler
+// starts no goroutines of its own beyond those of the watches it holds.
+//
 // # Fault injection
 //
 // A *Faults shared by the Configs of an in-process test cluster cuts,
