@@ -1,6 +1,8 @@
-// Package testutil holds helpers for raftlease's tests: a manual clock, and
-// (later) in-process clusters and a redis-server launcher. Only _test.go
-// files import it.
+// Package testutil holds helpers for raftlease's tests: a manual clock
+// (clock.go), in-process clusters of real nodes (cluster.go) with HTTP
+// servers in front (httpcluster.go), a launcher for real leasenode
+// processes (leasenode.go) and one for a real redis-server (redis.go).
+// Only _test.go files import it.
 package testutil
 
 import (
