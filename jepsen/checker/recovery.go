@@ -1,0 +1,160 @@
+package checker
+
+import (
+	"slices"
+	"time"
+
+	"github.com/raftlease/raftlease/jepsen/history"
+)
+
+// Recovery holds the recovery-time distributions of a run.
+type Recovery struct {
+	// LeaderLoss: from the start of a nemesis step whose targets include
+	// the current Raft leader (the leader sample of the highest term seen
+	// so far) to the first sample of a leader in a higher term.
+	LeaderLoss Distribution `json:"leader_loss_to_new_leader"`
+	// HealToWrite: from the stop of a nemesis step (a heal) to the first
+	// successful write after it: an ok acquire/renew/release invoked at or
+	// after the stop (its completion), or an accepted fenced write.
+	HealToWrite Distribution `json:"heal_to_first_ok_write"`
+	// HolderDeath: from the start of a nemesis step whose targets include
+	// the current holder (the writer of the last accepted fenced write) to
+	// the first accepted fenced write by another writer with a higher
+	// token.
+	HolderDeath Distribution `json:"holder_death_to_new_holder_write"`
+}
+
+// Recoveries measures the recovery times of h.
+func Recoveries(h *history.History) Recovery {
+	var r Recovery
+	var leaders []history.NodeStatus
+	for _, s := range h.Statuses {
+		if s.IsLeader() {
+			leaders = append(leaders, s)
+		}
+	}
+	var accepted []history.FencedWrite
+	for _, w := range h.Writes {
+		if w.Fenced && w.Accepted {
+			accepted = append(accepted, w)
+		}
+	}
+	var leaderSamples, healSamples, holderSamples []time.Duration
+	for _, e := range h.Nemesis {
+		if e.Error != "" {
+			continue
+		}
+		switch e.Phase {
+		case history.PhaseStart:
+			if d, ok, hit := leaderRecovery(leaders, e); hit {
+				if ok {
+					leaderSamples = append(leaderSamples, d)
+				} else {
+					r.LeaderLoss.Unrecovered++
+				}
+			}
+			if d, ok, hit := holderRecovery(accepted, e); hit {
+				if ok {
+					holderSamples = append(holderSamples, d)
+				} else {
+					r.HolderDeath.Unrecovered++
+				}
+			}
+		case history.PhaseStop:
+			if d, ok := healRecovery(h, accepted, e.Time); ok {
+				healSamples = append(healSamples, d)
+			} else {
+				r.HealToWrite.Unrecovered++
+			}
+		}
+	}
+	keep := func(d *Distribution, s []time.Duration) {
+		u := d.Unrecovered
+		*d = Summarise(s)
+		d.Unrecovered = u
+	}
+	keep(&r.LeaderLoss, leaderSamples)
+	keep(&r.HealToWrite, healSamples)
+	keep(&r.HolderDeath, holderSamples)
+	return r
+}
+
+// leaderRecovery: hit when e targets the leader of the moment.
+func leaderRecovery(leaders []history.NodeStatus, e history.NemesisEvent) (d time.Duration, ok, hit bool) {
+	var cur *history.NodeStatus
+	for i := range leaders {
+		s := &leaders[i]
+		if s.Time > e.Time {
+			break
+		}
+		if cur == nil || s.Term >= cur.Term {
+			cur = s
+		}
+	}
+	if cur == nil || !slices.Contains(e.Targets, cur.Node) {
+		return 0, false, false
+	}
+	for _, s := range leaders {
+		if s.Time > e.Time && s.Term > cur.Term {
+			return time.Duration(s.Time - e.Time), true, true
+		}
+	}
+	return 0, false, true
+}
+
+// holderRecovery: hit when e targets the holder of the moment.
+func holderRecovery(accepted []history.FencedWrite, e history.NemesisEvent) (d time.Duration, ok, hit bool) {
+	var cur *history.FencedWrite
+	for i := range accepted {
+		if accepted[i].Time > e.Time {
+			break
+		}
+		cur = &accepted[i]
+	}
+	if cur == nil || !slices.Contains(e.Targets, cur.Writer) {
+		return 0, false, false
+	}
+	for _, w := range accepted {
+		if w.Time > e.Time && w.Writer != cur.Writer && w.Token > cur.Token {
+			return time.Duration(w.Time - e.Time), true, true
+		}
+	}
+	return 0, false, true
+}
+
+func healRecovery(h *history.History, accepted []history.FencedWrite, at int64) (time.Duration, bool) {
+	first := int64(-1)
+	for _, op := range h.Ops {
+		if op.Kind.IsWrite() && op.Outcome == history.OK && op.Invoke >= at && (first < 0 || op.Complete < first) {
+			first = op.Complete
+		}
+	}
+	for _, w := range accepted {
+		if w.Time >= at {
+			if first < 0 || w.Time < first {
+				first = w.Time
+			}
+			break
+		}
+	}
+	if first < 0 {
+		return 0, false
+	}
+	return time.Duration(first - at), true
+}
+
+// Latencies returns, per operation kind, the latency distribution of the
+// completed operations (every outcome but pending).
+func Latencies(h *history.History) map[history.Kind]Distribution {
+	samples := map[history.Kind][]time.Duration{}
+	for _, op := range h.Ops {
+		if !op.Pending() {
+			samples[op.Kind] = append(samples[op.Kind], op.Latency())
+		}
+	}
+	out := map[history.Kind]Distribution{}
+	for k, s := range samples {
+		out[k] = Summarise(s)
+	}
+	return out
+}
