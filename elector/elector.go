@@ -403,6 +403,24 @@ func (e *Elector) LeaderContext() context.Context {
 	return doneContext
 }
 
+// SafeUntil returns the holder-side deadline of the current term on the
+// elector's Clock: the instant at which, without another successful
+// renewal, this elector stops acting as leader and cancels the leader
+// context (DESIGN.md, "Time" rule 4). Each successful renewal moves it
+// later. It also returns the term's fencing token; ok is false when this
+// elector does not lead. Leader work that needs time to wind down (`leasenode
+// run` stopping its child) starts winding down that long before SafeUntil,
+// and reads it again when that moment comes, since a renewal may have moved
+// it.
+func (e *Elector) SafeUntil() (until time.Time, token uint64, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if t := e.liveTermLocked(); t != nil {
+		return t.safeUntil, t.token, true
+	}
+	return time.Time{}, 0, false
+}
+
 type tokenKey struct{}
 
 // TokenFromContext returns the fencing token of the term a leader context
