@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -293,6 +294,7 @@ func (h *HTTPHandler) api(op string, fn endpoint) http.Handler {
 			}
 		}
 		if err != nil && err != errAborted {
+			drainBody(r)
 			h.writeError(w, err)
 		}
 		code := "ok"
@@ -356,6 +358,19 @@ func (h *HTTPHandler) authorized(r *http.Request) bool {
 		match |= subtle.ConstantTimeCompare(got[:], want[:])
 	}
 	return match == 1
+}
+
+// maxDrainBytes bounds how much of an unread request body the handler
+// reads away before it answers an error.
+const maxDrainBytes = 1 << 20
+
+// drainBody reads away (a bounded amount of) what is left of a refused
+// request's body, so that a client still sending it — an oversized body,
+// say — reads our 400 instead of a connection reset.
+func drainBody(r *http.Request) {
+	if r.Body != nil {
+		_, _ = io.CopyN(io.Discard, r.Body, maxDrainBytes)
+	}
 }
 
 // writeError sends err as an ErrorJSON with the status of its code. Every
