@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test test-deps vet test-short fuzz-short bench demo clean
+.PHONY: all build test test-deps vet test-short fuzz-short bench bench-compare demo clean
 
 all: build test
 
@@ -32,8 +32,43 @@ fuzz-short:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
+# raftlease vs etcd vs Redis side by side, one machine, one run (docs/performance.md).
+bench-compare:
+	bash bench/compare.sh
+
 demo:
 	$(GO) run ./cmd/demo
 
 clean:
 	$(GO) clean -testcache
+
+# The fault-injection harness against real leasenode processes
+# (docs/reliability.md). Run directories go under $(JEPSEN_OUT), which is
+# gitignored. JEPSEN_MODE: auto (netns as root with iptables, else hooks),
+# netns or hooks.
+JEPSEN_OUT  ?= jepsen-runs
+JEPSEN_MODE ?= auto
+FAMILY      ?= partition
+SEED        ?= 0
+RUNS        ?= 1
+DURATION    ?= 60s
+NODES       ?= 3
+SHORT_DURATION ?= 60s
+
+.PHONY: jepsen-bin jepsen jepsen-short
+
+jepsen-bin:
+	@bash scripts/ensure-jepsen-deps.sh
+	$(GO) build -o $(JEPSEN_OUT)/bin/leasenode ./cmd/leasenode
+	$(GO) build -o $(JEPSEN_OUT)/bin/jepsen ./cmd/jepsen
+
+# make jepsen FAMILY=kill SEED=42 RUNS=10 DURATION=60s [NODES=5] [JEPSEN_MODE=hooks]
+jepsen: jepsen-bin
+	$(JEPSEN_OUT)/bin/jepsen run --family $(FAMILY) --seed $(SEED) --runs $(RUNS) --duration $(DURATION) \
+		--nodes $(NODES) --mode $(JEPSEN_MODE) --out $(JEPSEN_OUT)
+
+# One run per nemesis family plus the negative controls; fails on any
+# invalid run or undetected control.
+jepsen-short: jepsen-bin
+	$(JEPSEN_OUT)/bin/jepsen run --family short --seed $(SEED) --duration $(SHORT_DURATION) \
+		--mode $(JEPSEN_MODE) --out $(JEPSEN_OUT)/short

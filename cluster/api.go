@@ -72,6 +72,8 @@ func (n *Node) Status(ctx context.Context) (transport.StatusJSON, error) {
 		WorstCaseFailoverDelayMs: n.opts.WorstCaseFailoverDelay().Milliseconds(),
 		Members:                  []transport.MemberJSON{},
 	}
+	hash, index := n.StateHash()
+	st.StateHash, st.StateIndex = fmt.Sprintf("%08x", hash), index
 	for _, s := range n.configuration() {
 		st.Members = append(st.Members, transport.MemberJSON{
 			ID: string(s.ID), RaftAddr: string(s.Address), Voter: s.Suffrage == raft.Voter,

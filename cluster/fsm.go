@@ -25,6 +25,7 @@ type stateMachine struct {
 	appliedAt time.Time // local time of the last applied command
 	fatal     error     // a committed entry could not be decoded
 	onFatal   func(error)
+	hooks     *TestHooks // nil unless the unsafe test hooks are on
 
 	// Counters since this process started, for status and metrics.
 	epochs      atomic.Uint64
@@ -52,6 +53,7 @@ func (s *stateMachine) Apply(l *raft.Log) any {
 	if s.fatal != nil {
 		return applyResponse{err: s.fatal}
 	}
+	s.hooks.crash(CrashBeforeApply)
 	cmd, err := fsm.Decode(l.Data)
 	if err != nil {
 		if fsm.Ignorable(l.Data) {
@@ -73,6 +75,7 @@ func (s *stateMachine) Apply(l *raft.Log) any {
 		}
 	}
 	s.hub.Publish(l.Index, res.Events)
+	s.hooks.crash(CrashAfterApply)
 	return applyResponse{result: res}
 }
 
@@ -83,14 +86,14 @@ func (s *stateMachine) Snapshot() (raft.FSMSnapshot, error) {
 	if s.fatal != nil {
 		return nil, s.fatal
 	}
-	return &snapshot{snap: s.fsm.Snapshot()}, nil
+	return &snapshot{snap: s.fsm.Snapshot(), hooks: s.hooks}, nil
 }
 
 // Restore replaces the whole state with a snapshot. The new state is built
 // aside and swapped in only once it has been read and checked completely.
 func (s *stateMachine) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	restored, err := fsm.Restore(rc)
+	restored, err := fsm.Restore(s.hooks.midReader(rc, CrashSnapshotRestore))
 	if err != nil {
 		return err
 	}
@@ -125,10 +128,13 @@ func (s *stateMachine) staleNow() time.Duration {
 	return now
 }
 
-type snapshot struct{ snap *fsm.Snapshot }
+type snapshot struct {
+	snap  *fsm.Snapshot
+	hooks *TestHooks
+}
 
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := s.snap.WriteTo(sink); err != nil {
+	if _, err := s.snap.WriteTo(s.hooks.midWriter(sink, CrashSnapshotPersist)); err != nil {
 		_ = sink.Cancel()
 		return err
 	}

@@ -145,7 +145,7 @@ func (n *Node) commitEpoch(ctx context.Context, term uint64) error {
 // stamp reads the leader clock for a command of the given term.
 func (n *Node) stamp(term uint64) fsm.Stamp {
 	now := n.clock.Now()
-	return fsm.Stamp{Term: term, Reading: int64(now.Sub(n.origin)), Wall: now.UnixNano()}
+	return fsm.Stamp{Term: term, Reading: int64(now.Sub(n.origin)), Wall: now.UnixNano() + n.opts.TestHooks.wall()}
 }
 
 // leader returns the current leadership, or nil.

@@ -83,6 +83,7 @@ func New(opts Options) (*Node, error) {
 		done:     make(chan struct{}),
 	}
 	n.sm = newStateMachine(n.hub, clock.Now, n.halt)
+	n.sm.hooks = opts.TestHooks
 	if err := n.start(); err != nil {
 		n.release()
 		return nil, err
@@ -114,7 +115,7 @@ func (n *Node) start() error {
 	if err != nil {
 		return fmt.Errorf("cluster: open log store: %w", err)
 	}
-	logs, err := raft.NewLogCache(1024, n.logStore)
+	logs, err := raft.NewLogCache(1024, n.opts.TestHooks.wrapLogStore(n.logStore))
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,12 @@ type Options struct {
 	TLS *tls.Config
 	// Faults injects network faults (tests only).
 	Faults *transport.Faults
+	// TestHooks, when set, turns on the UNSAFE fault-injection hooks of the
+	// jepsen harness (crash points, log store faults, the stale-read
+	// negative control, the wall-clock offset); see TestHooks. Nil, the
+	// default, leaves the node exactly as it is without them. Pass the
+	// hooks' Clock and Faults as Clock and Faults to inject those too.
+	TestHooks *TestHooks
 
 	// HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout and
 	// CommitTimeout tune hashicorp/raft (see its Config).

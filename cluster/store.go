@@ -104,7 +104,7 @@ func (n *Node) read(ctx context.Context, opts raftlease.ReadOptions, method, arg
 	if n.closed() {
 		return raftlease.ErrClosed
 	}
-	if opts.Stale {
+	if opts.Stale || n.opts.TestHooks.unsafeStaleReads() {
 		now := n.sm.staleNow()
 		if ls := n.leader(); ls != nil {
 			return n.sm.read(func(m *fsm.FSM) error { return local(m, m.Now(n.stamp(ls.term))) })

@@ -64,6 +64,11 @@ type StatusJSON struct {
 	// WorstCaseFailoverDelayMs is the most one failover can delay a lease's
 	// expiry with this node's timing options.
 	WorstCaseFailoverDelayMs int64 `json:"worst_case_failover_delay_ms"`
+	// StateHash is a checksum of this replica's lease state (hex), and
+	// StateIndex the log index it reflects: replicas at the same index
+	// have the same hash. Optional (absent from older nodes).
+	StateHash  string `json:"state_hash,omitempty"`
+	StateIndex uint64 `json:"state_index,omitempty"`
 }
 
 // LeaderJSON names the Raft leader.

@@ -266,6 +266,12 @@ func (f *Faults) statsOf(l link) *LinkStats {
 	return s
 }
 
+// RegisterNode tells f that node id listens at addrs, so that dials to
+// those addresses are subject to the faults of links to id. Muxes register
+// their own addresses; a node whose Faults is private to its process (the
+// unsafe test hooks of leasenode) registers its peers' addresses with it.
+func (f *Faults) RegisterNode(id string, addrs ...string) { f.register(id, addrs...) }
+
 func (f *Faults) register(id string, addrs ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

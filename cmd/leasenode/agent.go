@@ -51,6 +51,11 @@ func cmdAgent(args []string) error {
 	opts := cfg.nodeOptions()
 	opts.TLS = raftTLS
 	opts.Logger = logger
+	hooks, err := newUnsafeHooks(cfg, &opts, logger)
+	if err != nil {
+		return err
+	}
+	defer hooks.close()
 	if err := opts.Validate(); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -69,6 +74,7 @@ func cmdAgent(args []string) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	srv.node = node
+	hooks.serve(node)
 	if err := srv.serveHTTP(); err != nil {
 		_ = node.Close()
 		return err

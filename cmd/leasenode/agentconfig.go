@@ -41,6 +41,17 @@ type agentConfig struct {
 	Profile   string
 
 	ShutdownTimeout time.Duration
+
+	// SnapshotThreshold and SnapshotInterval override the profile's log
+	// compaction settings when non-zero.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+
+	// UnsafeTestHooks, when set, is the address of the control endpoint of
+	// the UNSAFE fault-injection hooks (agent_hooks.go); UnsafeStaleReads
+	// turns on their stale-read negative control from the start.
+	UnsafeTestHooks  string
+	UnsafeStaleReads bool
 }
 
 // agentFlags declares the agent's flags on fs, filling c.
@@ -60,6 +71,10 @@ func agentFlags(fs *flag.FlagSet, c *agentConfig) {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.Profile, "profile", "lan", "timing profile: lan (elections within about a second) or local (one machine: fast elections)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long to drain HTTP and hand over leadership")
+	fs.Uint64Var(&c.SnapshotThreshold, "snapshot-threshold", 0, "log entries since the last snapshot that trigger a new one (0: the profile's)")
+	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 0, "how often to check whether to snapshot (0: the profile's)")
+	fs.StringVar(&c.UnsafeTestHooks, "unsafe-test-hooks", "", "UNSAFE, for the jepsen harness only: serve fault-injection hooks (clock skew, link cuts, crash points, log store faults) on this host:port; never in production")
+	fs.BoolVar(&c.UnsafeStaleReads, "unsafe-stale-reads", false, "UNSAFE negative control, needs --unsafe-test-hooks: answer linearizable reads from the local replica without confirming leadership")
 }
 
 // parseAgentConfig parses `leasenode agent` arguments, with every flag
@@ -130,6 +145,14 @@ func (c agentConfig) validate() error {
 	}
 	errs = append(errs, oneOf("log-format", c.LogFormat, "text", "json"))
 	errs = append(errs, oneOf("profile", c.Profile, "lan", "local"))
+	if c.SnapshotInterval < 0 {
+		errs = append(errs, usagef("--snapshot-interval must not be negative, is %v", c.SnapshotInterval))
+	}
+	if c.UnsafeTestHooks != "" {
+		errs = append(errs, checkHostPort("unsafe-test-hooks", c.UnsafeTestHooks))
+	} else if c.UnsafeStaleReads {
+		errs = append(errs, usagef("--unsafe-stale-reads needs --unsafe-test-hooks"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -220,6 +243,12 @@ func (c agentConfig) nodeOptions() cluster.Options {
 	o.AdvertiseAddr = c.RaftAdvertise
 	o.APIAddr = c.advertisedHTTP()
 	o.Bootstrap = c.Bootstrap
+	if c.SnapshotThreshold > 0 {
+		o.SnapshotThreshold = c.SnapshotThreshold
+	}
+	if c.SnapshotInterval > 0 {
+		o.SnapshotInterval = c.SnapshotInterval
+	}
 	return o
 }
 
@@ -265,6 +294,6 @@ func (c agentConfig) describe() []any {
 	return []any{
 		"id", c.ID, "data_dir", c.DataDir, "raft_addr", c.advertisedRaft(), "http_addr", c.advertisedHTTP(),
 		"bootstrap", c.Bootstrap, "join", strings.Join(c.Join, ","), "tls", c.TLS.enabled(),
-		"auth", c.AuthTokenFile != "", "profile", c.Profile,
+		"auth", c.AuthTokenFile != "", "profile", c.Profile, "unsafe_test_hooks", c.UnsafeTestHooks != "",
 	}
 }

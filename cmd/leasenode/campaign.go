@@ -161,7 +161,7 @@ func cmdCampaign(g *globalFlags, args []string) error {
 		return err
 	}
 	opts.Logger = newLogger("leasenode-campaign", *logLevel, "text")
-	c, err := g.newClient()
+	c, err := g.newStore()
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ type globalFlags struct {
 	TLS           tlsFiles
 	Output        string
 	Timeout       time.Duration
+	RedisPrefix   string // key prefix with a redis:// --addr (store_select.go)
 
 	getenv         func(string) string
 	stdout, stderr io.Writer
@@ -44,6 +45,7 @@ var globalEnv = map[string]string{
 	"tls-server-name": "LEASENODE_TLS_SERVER_NAME",
 	"o":               "LEASENODE_OUTPUT",
 	"timeout":         "LEASENODE_TIMEOUT",
+	"redis-prefix":    "LEASENODE_REDIS_PREFIX",
 }
 
 func newGlobalFlags(getenv func(string) string) *globalFlags {
@@ -53,7 +55,7 @@ func newGlobalFlags(getenv func(string) string) *globalFlags {
 // register declares the global flags on fs, with their current values as
 // defaults, so a command's flag set can take them again after its name.
 func (g *globalFlags) register(fs *flag.FlagSet) {
-	fs.Var(&g.Addr, "addr", "comma-separated HTTP endpoints of cluster members (host:port or http(s)://host:port)")
+	fs.Var(&g.Addr, "addr", "comma-separated HTTP endpoints of cluster members (host:port or http(s)://host:port), or one Redis server: redis://[user:password@]host:port[/db] (rediss:// for TLS)")
 	fs.StringVar(&g.AuthToken, "auth-token", g.AuthToken, "bearer token for the HTTP API")
 	fs.StringVar(&g.AuthTokenFile, "auth-token-file", g.AuthTokenFile, "file holding the bearer token (its first token)")
 	fs.StringVar(&g.TLS.Cert, "tls-cert", g.TLS.Cert, "PEM file of the client certificate (when the servers require one)")
@@ -63,6 +65,7 @@ func (g *globalFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.Output, "o", g.Output, "output: table (for people) or json (one JSON document per line)")
 	fs.StringVar(&g.Output, "output", g.Output, "same as -o")
 	fs.DurationVar(&g.Timeout, "timeout", g.Timeout, "bound on one operation (acquire, get, status...)")
+	fs.StringVar(&g.RedisPrefix, "redis-prefix", g.RedisPrefix, "key prefix of the Redis bridge's keys, with a redis:// --addr (default \"raftlease:\")")
 }
 
 // registerTokenAlias lets --token mean the auth token on commands that have
@@ -132,12 +135,7 @@ func (g *globalFlags) validate() error {
 	if g.AuthToken != "" && g.AuthTokenFile != "" {
 		errs = append(errs, usagef("--auth-token and --auth-token-file conflict"))
 	}
-	for _, a := range g.Addr {
-		if _, _, err := normalizeEndpoint("addr", a); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	errs = append(errs, g.TLS.validate(false))
+	errs = append(errs, g.validateAddrs()) // store_select.go: cluster, redis:// or etcd://
 	return errors.Join(errs...)
 }
 
@@ -165,6 +163,9 @@ func endpointsFor(flagName string, values []string, tls bool) ([]string, error) 
 
 // newClient builds the cluster client the flags describe.
 func (g *globalFlags) newClient() (*client.Client, error) {
+	if err := g.requireCluster(); err != nil {
+		return nil, err
+	}
 	tlsCfg, err := g.TLS.clientTLS()
 	if err != nil {
 		return nil, err

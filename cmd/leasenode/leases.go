@@ -64,6 +64,7 @@ func cmdAcquire(g *globalFlags, args []string) error {
 	ttl := fs.Duration("ttl", 10*time.Second, "lease TTL, within [100ms, 24h]")
 	meta := metaFlag{}
 	fs.Var(meta, "meta", "metadata key=value (repeatable)")
+	floor := fs.Uint64("token-floor", 0, "a new token is above this (to carry a counter from another store over, as migrate and a rollback do)")
 	pos, err := g.parse(fs, args)
 	if err != nil {
 		return err
@@ -78,14 +79,14 @@ func cmdAcquire(g *globalFlags, args []string) error {
 	if err := raftlease.ValidateTTL(*ttl); err != nil {
 		return usagef("acquire: --ttl: %s", fieldReason(err))
 	}
-	c, err := g.newClient()
+	c, err := g.newStore()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	ctx, cancel := g.opContext()
 	defer cancel()
-	req := raftlease.AcquireRequest{Name: name, Holder: *holder, TTL: *ttl}
+	req := raftlease.AcquireRequest{Name: name, Holder: *holder, TTL: *ttl, TokenFloor: *floor}
 	if len(meta) > 0 {
 		req.Metadata = meta
 	}
@@ -128,7 +129,7 @@ func cmdRenew(g *globalFlags, args []string) error {
 			return usagef("renew: --ttl: %s", fieldReason(err))
 		}
 	}
-	c, err := g.newClient()
+	c, err := g.newStore()
 	if err != nil {
 		return err
 	}
@@ -165,7 +166,7 @@ func cmdRelease(g *globalFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := g.newClient()
+	c, err := g.newStore()
 	if err != nil {
 		return err
 	}
@@ -193,7 +194,7 @@ func cmdGet(g *globalFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := g.newClient()
+	c, err := g.newStore()
 	if err != nil {
 		return err
 	}
@@ -225,7 +226,7 @@ func cmdList(g *globalFlags, args []string) error {
 	if err := raftlease.ValidatePrefix(*prefix); err != nil {
 		return usagef("list: --prefix: %s", fieldReason(err))
 	}
-	c, err := g.newClient()
+	c, err := g.newStore()
 	if err != nil {
 		return err
 	}
@@ -263,7 +264,7 @@ func cmdWatch(g *globalFlags, args []string) error {
 	if err := req.Validate(); err != nil {
 		return usagef("watch: %s", fieldReason(err))
 	}
-	c, err := g.newClient()
+	c, err := g.newStore()
 	if err != nil {
 		return err
 	}

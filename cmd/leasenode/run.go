@@ -108,7 +108,7 @@ func cmdRun(g *globalFlags, args []string) error {
 	}
 	logger := newLogger("leasenode-run", cfg.LogLevel, "text")
 	opts.Logger = logger
-	c, err := g.newClient()
+	c, err := g.newStore()
 	if err != nil {
 		return err
 	}

@@ -64,6 +64,23 @@ func TestNoHangs(t *testing.T) {
 	stuck := hist(pending(getFree("c", "x", s, 0)))
 	stuck.EndTime = 10 * s
 	wantViolation(t, NoHangs(stuck, o), "still pending", "op c#1")
+
+	// A participant paused by the nemesis while its renew was in flight
+	// answers late: its process stopped, not the store.
+	paused := renewOK("p1", "e", "p1", 1, 0, 5*s)
+	paused.Workload = history.WorkloadElector
+	other := renewOK("p2", "e", "p2", 2, 0, 5*s)
+	other.Workload = history.WorkloadElector
+	h := hist(paused, other)
+	h.Nemesis = []history.NemesisEvent{
+		{Step: 1, Phase: history.PhaseStart, Kind: "pause-holder", Targets: []string{"p1"}, Time: s / 2},
+		{Step: 1, Phase: history.PhaseStop, Kind: "pause-holder", Targets: []string{"p1"}, Time: 4 * s},
+	}
+	v = NoHangs(h, o)
+	wantViolation(t, v, "took 5s", "op p2#1")
+	if v.ViolationCount != 1 || v.Counters["excused_process_stopped"] != 1 {
+		t.Fatalf("paused participant not excused: %+v", v)
+	}
 }
 
 func TestNodeLogs(t *testing.T) {

@@ -21,8 +21,13 @@ func NoHangs(h *history.History, o Options) Verdict {
 	}
 	limit := o.OpTimeout + o.hangGrace()
 	end := h.End()
+	stopped := processStops(h)
 	var worst time.Duration
 	for _, op := range h.Ops {
+		if op.Workload == history.WorkloadElector && stopped.during(op.Holder, op.Invoke, opEnd(op, end)) {
+			c.count("excused_process_stopped", 1)
+			continue
+		}
 		if op.Pending() {
 			c.count("pending_at_end", 1)
 			if waited := time.Duration(end - op.Invoke); waited > limit {
@@ -38,4 +43,39 @@ func NoHangs(h *history.History, o Options) Verdict {
 	}
 	c.count("max_latency_ns", int64(worst))
 	return c.verdict()
+}
+
+func opEnd(op history.Op, end int64) int64 {
+	if op.Pending() {
+		return end
+	}
+	return op.Complete
+}
+
+// stops holds, per participant, the nemesis windows that stopped its
+// process (paused or killed it).
+type stops map[string][]Window
+
+func processStops(h *history.History) stops {
+	out := stops{}
+	for _, w := range NemesisWindows(h) {
+		switch w.Kind {
+		case "pause-participant", "pause-holder", "kill-holder":
+			for _, t := range w.Targets {
+				out[t] = append(out[t], w)
+			}
+		}
+	}
+	return out
+}
+
+// during reports whether participant p was stopped at some time in
+// [from, to].
+func (s stops) during(p string, from, to int64) bool {
+	for _, w := range s[p] {
+		if w.Start <= to && from <= w.Stop {
+			return true
+		}
+	}
+	return false
 }

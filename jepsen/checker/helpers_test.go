@@ -38,6 +38,11 @@ func renewRefused(p, name, holder string, token uint64, inv, comp int64) history
 		Invoke: inv, Complete: comp, Outcome: history.Refused, Code: history.CodeNotHolder}
 }
 
+func releaseRefused(p, name, holder string, token uint64, inv, comp int64) history.Op {
+	return history.Op{Process: p, Kind: history.Release, Name: name, Holder: holder, Token: token,
+		Invoke: inv, Complete: comp, Outcome: history.Refused, Code: history.CodeNotHolder}
+}
+
 func releaseOK(p, name, holder string, token uint64, inv, comp int64) history.Op {
 	return history.Op{Process: p, Kind: history.Release, Name: name, Holder: holder, Token: token,
 		Invoke: inv, Complete: comp, Outcome: history.OK}

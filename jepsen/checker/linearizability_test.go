@@ -45,6 +45,12 @@ func TestLinearizabilityLegal(t *testing.T) {
 			getOK("c", "x", "A", 1, 25, 30),
 			getFree("d", "x", 26, 31),
 		)},
+		{"a retried release answered not_holder may have released", hist(
+			acquireOK("a", "x", "A", 1, 0, 10),
+			releaseRefused("a", "x", "A", 1, 20, 50), // an earlier attempt applied
+			getFree("c", "x", 60, 70),
+			acquireOK("b", "x", "B", 2, 71, 80),
+		)},
 		{"names are independent and tokens interleave", hist(
 			acquireOK("a", "x", "A", 1, 0, 10),
 			acquireOK("b", "y", "B", 2, 0, 10),

@@ -123,6 +123,9 @@ func leaseStep(s leaseState, in linInput, out linOutput) []any {
 			}
 			return one(ns)
 		case out.code == history.CodeNotHolder:
+			if in.kind == history.Release {
+				return releaseRefusedStep(s, in)
+			}
 			if s.holds(in.holder, in.token) {
 				return nil
 			}
@@ -146,6 +149,24 @@ func leaseStep(s leaseState, in linInput, out linOutput) []any {
 		return nil
 	}
 	return nil
+}
+
+// releaseRefusedStep is a release answered not_holder. The Store contract
+// allows that answer for a release that did take effect: a client retried
+// it after an attempt of unknown outcome, and the retry found the lease
+// already free. So the answer shows that, once it is given, the holder no
+// longer holds the lease under that token: either it did not (nothing
+// changed), or it did and this release freed it.
+func releaseRefusedStep(s leaseState, in linInput) []any {
+	free := leaseState{known: true, highest: s.highest}
+	switch {
+	case s.holds(in.holder, in.token):
+		return one(free)
+	case s.holder == in.holder && !s.known && in.token > s.highest:
+		free.highest = in.token
+		return []any{s, free}
+	}
+	return one(s)
 }
 
 // ambiguousStep returns the states an operation of unknown outcome leaves

@@ -49,7 +49,8 @@ type perName struct {
 	obs  []observation // sorted by complete
 	acks []ack         // sorted by complete
 	// releases: earliest invoke of a release of each token that may have
-	// applied (ok, ambiguous or pending).
+	// applied (ok, ambiguous or pending, or refused not_holder when sent
+	// by the token's holder: see history.Op.MayHaveApplied).
 	mayRelease map[uint64]int64
 	// ackedRelease: earliest completion of an ok release of each token,
 	// and its ref.
@@ -68,9 +69,20 @@ func byName(h *history.History) []*perName {
 		}
 		return p
 	}
+	// The holder each token was seen with (tokens are unique per holder).
+	holderOf := map[string]map[uint64]string{}
+	for _, op := range h.Ops {
+		if op.Lease != nil && op.Lease.Token != 0 {
+			if holderOf[op.Name] == nil {
+				holderOf[op.Name] = map[uint64]string{}
+			}
+			holderOf[op.Name][op.Lease.Token] = op.Lease.Holder
+		}
+	}
 	for _, op := range h.Ops {
 		p := get(op.Name)
-		if op.Kind == history.Release && op.MayHaveApplied() {
+		refusedByOther := op.Outcome == history.Refused && holderOf[op.Name][op.Token] != op.Holder
+		if op.Kind == history.Release && op.MayHaveApplied() && !refusedByOther {
 			if t, ok := p.mayRelease[op.Token]; !ok || op.Invoke < t {
 				p.mayRelease[op.Token] = op.Invoke
 			}

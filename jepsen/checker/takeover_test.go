@@ -57,9 +57,20 @@ func TestNoEarlyTakeoverExemptions(t *testing.T) {
 		h.Sort()
 		wantValid(t, NoEarlyTakeover(h, opts()))
 	})
-	t.Run("a refused release does not excuse", func(t *testing.T) {
+	t.Run("the holder's release refused not_holder may have applied", func(t *testing.T) {
+		// The Store contract: a retried release whose first attempt applied
+		// is answered not_holder.
 		h := takeover(1500 * msNs)
 		rel := releaseOK("a", "e", "A", 1, 1200*msNs, 1300*msNs)
+		rel.Outcome, rel.Code, rel.ID = history.Refused, history.CodeNotHolder, 3
+		h.Ops = append(h.Ops, rel)
+		h.Ops[2].Invoke = 1400 * msNs
+		h.Sort()
+		wantValid(t, NoEarlyTakeover(h, opts()))
+	})
+	t.Run("a refused release by another holder does not excuse", func(t *testing.T) {
+		h := takeover(1500 * msNs)
+		rel := releaseOK("c", "e", "C", 1, 1200*msNs, 1300*msNs)
 		rel.Outcome, rel.Code, rel.ID = history.Refused, history.CodeNotHolder, 3
 		h.Ops = append(h.Ops, rel)
 		h.Ops[2].Invoke = 1400 * msNs

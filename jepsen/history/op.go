@@ -116,9 +116,14 @@ func (o Op) Ref() string { return fmt.Sprintf("op %s#%d", o.Process, o.ID) }
 func (o Op) Pending() bool { return o.Outcome == Pending }
 
 // MayHaveApplied reports whether the operation may have taken effect:
-// it succeeded, or its outcome is ambiguous or pending.
+// it succeeded, or its outcome is ambiguous or pending, or it is a release
+// refused not_holder. The Store contract allows that answer for a release
+// that did take effect (a client retried it after an attempt whose outcome
+// was unknown and found the lease already free), so it proves only that
+// the holder does not hold the lease any more when it is answered.
 func (o Op) MayHaveApplied() bool {
-	return o.Outcome == OK || o.Outcome == Ambiguous || o.Outcome == Pending
+	return o.Outcome == OK || o.Outcome == Ambiguous || o.Outcome == Pending ||
+		o.Kind == Release && o.Outcome == Refused && o.Code == CodeNotHolder
 }
 
 // Latency is Complete - Invoke, or 0 while pending.
