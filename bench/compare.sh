@@ -36,7 +36,8 @@ log() { echo "compare: $*" >&2; }
 
 cleanup() {
 	local status=$?
-	trap - EXIT INT TERM
+	trap - EXIT
+	trap "" INT TERM # finish cleaning up even if interrupted again
 	local pid
 	for pid in "${pids[@]}"; do
 		kill "$pid" 2>/dev/null || true
@@ -219,8 +220,12 @@ for w in "${wl[@]}"; do
 	for c in "${cs[@]}"; do
 		for k in "${!labels[@]}"; do
 			log "${labels[$k]}: $w, $c callers, $DURATION"
+			# In the background and waited for, so that Ctrl-C or SIGTERM
+			# interrupts the wait and the trap runs at once.
 			"$LN" bench --addr "${addrs[$k]}" --label "${labels[$k]}" --workload "$w" --callers "$c" \
-				--duration "$DURATION" --warmup "$WARMUP" -o json >>"$results"
+				--duration "$DURATION" --warmup "$WARMUP" -o json >>"$results" &
+			pids+=("$!")
+			wait "$!"
 		done
 	done
 done
