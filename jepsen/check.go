@@ -101,7 +101,7 @@ func Report(dir string, h *history.History) (Results, error) {
 
 // Check replays the run in dir offline: it reads its history files, runs
 // every checker and rewrites the report files (results.json,
-// timeline.html, linearizability.html). `leasenode jepsen check DIR`
+// timeline.html, linearizability.html). `jepsen check DIR`
 // calls it.
 func Check(dir string) (Results, error) {
 	h, err := history.ReadDir(dir)

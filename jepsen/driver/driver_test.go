@@ -89,6 +89,7 @@ func TestCompleteKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.Invoke(history.Op{Process: "p1", Kind: history.Acquire, Name: "e", Holder: "p1"}).Complete(history.Result{Outcome: history.OK, Lease: &history.LeaseResult{Holder: "p1", Token: 3}})
+	rec.Participant(history.ParticipantEvent{Participant: "p1", Name: "e", Event: history.Gained, Token: 3})
 	rec.Invoke(history.Op{Process: "p1", Kind: history.Renew, Name: "e", Holder: "p1", Token: 3})
 	rec.Close()
 	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
@@ -104,5 +105,8 @@ func TestCompleteKilled(t *testing.T) {
 	}
 	if len(h.Ops) != 2 || h.Ops[1].Outcome != history.Ambiguous || h.Truncated {
 		t.Fatalf("ops %+v truncated %v", h.Ops, h.Truncated)
+	}
+	if len(h.Participants) != 2 || h.Participants[1].Event != history.Lost || h.Participants[1].Token != 3 {
+		t.Fatalf("events %+v", h.Participants)
 	}
 }

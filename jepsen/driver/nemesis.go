@@ -135,7 +135,7 @@ func (m *driverNemesis) start(ctx context.Context, st nemesis.Step) error {
 	case nemesis.TermLeader:
 		for _, n := range targets {
 			if graceful, err := n.proc.Term(15 * time.Second); err != nil || !graceful {
-				errs = append(errs, fmt.Errorf("%s did not stop gracefully: %v", n.id, err))
+				errs = append(errs, fmt.Errorf("%s did not exit within 15s of SIGTERM (goroutines dumped to its log by SIGQUIT)%s", n.id, errSuffix(err)))
 			}
 		}
 	case nemesis.RollingRestart:
@@ -143,7 +143,7 @@ func (m *driverNemesis) start(ctx context.Context, st nemesis.Step) error {
 		for _, n := range targets {
 			begin := time.Now()
 			if graceful, err := n.proc.Term(15 * time.Second); err != nil || !graceful {
-				errs = append(errs, fmt.Errorf("%s did not stop gracefully: %v", n.id, err))
+				errs = append(errs, fmt.Errorf("%s did not exit within 15s of SIGTERM (goroutines dumped to its log by SIGQUIT)%s", n.id, errSuffix(err)))
 			}
 			errs = append(errs, m.restart(ctx, n))
 			m.waitUp(ctx, n, each)

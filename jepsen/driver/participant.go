@@ -174,7 +174,8 @@ func RunParticipant(ctx context.Context, cfg ParticipantConfig) error {
 
 // completeKilled appends, to the history file of a participant process
 // that was killed, an ambiguous completion (at time t) for every operation
-// it left pending, after cutting a torn last line. A killed client's
+// it left pending, and a lost event when it died leading, after cutting a
+// torn last line. A killed client's
 // operations are indeterminate, as Jepsen records them; without this the
 // hang checker could not tell them from hung ones.
 func completeKilled(path string, t int64) (int, error) {
@@ -216,6 +217,20 @@ func completeKilled(path string, t int64) (int, error) {
 			return n, err
 		}
 		n++
+	}
+	// A leader that dies stops leading: close its term for the timeline.
+	if k := len(h.Participants); k > 0 && h.Participants[k-1].Event == history.Gained {
+		last := h.Participants[k-1]
+		line, err := json.Marshal(history.Record{Type: history.TypeParticipant, Participant: &history.ParticipantEvent{
+			Participant: last.Participant, Seq: last.Seq + 1, Name: last.Name, Event: history.Lost, Token: last.Token,
+			Reason: "process killed", Time: max(t, last.Time),
+		}})
+		if err != nil {
+			return n, err
+		}
+		if _, err := f.Write(append(line, '\n')); err != nil {
+			return n, err
+		}
 	}
 	return n, f.Close()
 }

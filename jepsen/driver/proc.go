@@ -141,8 +141,10 @@ func (p *Proc) Kill() error {
 	}
 }
 
-// Term sends SIGTERM and waits for the process to exit, killing it after
-// timeout. It reports whether it exited by itself.
+// Term sends SIGTERM and waits for the process to exit. After timeout it
+// sends SIGQUIT, so that a Go process writes every goroutine's stack to
+// its log (the evidence of what hung), and SIGKILL 2 s later. It reports
+// whether the process exited by itself.
 func (p *Proc) Term(timeout time.Duration) (graceful bool, err error) {
 	if !p.signal(syscall.SIGTERM) {
 		return true, nil
@@ -151,6 +153,12 @@ func (p *Proc) Term(timeout time.Duration) (graceful bool, err error) {
 	case <-p.Exited():
 		return true, nil
 	case <-time.After(timeout):
+	}
+	p.signal(syscall.SIGQUIT)
+	select {
+	case <-p.Exited():
+		return false, nil
+	case <-time.After(2 * time.Second):
 		return false, p.Kill()
 	}
 }
