@@ -108,12 +108,15 @@ func (n *Node) start() error {
 		Logger:  n.logger.Named("raft-net"),
 	})
 	n.logStore, err = raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(n.opts.DataDir, "raft.db"),
+		Path:        filepath.Join(n.opts.DataDir, logStoreFile),
 		NoSync:      n.opts.NoSync,
 		BoltOptions: boltOptions(),
 	})
 	if err != nil {
-		return fmt.Errorf("cluster: open log store: %w", err)
+		return logStoreOpenError(filepath.Join(n.opts.DataDir, logStoreFile), err)
+	}
+	if _, err := checkStoredState(n.opts.DataDir, n.logStore); err != nil {
+		return err
 	}
 	logs, err := raft.NewLogCache(1024, n.opts.TestHooks.wrapLogStore(n.logStore))
 	if err != nil {

@@ -202,6 +202,10 @@ func (c *Cluster) Kill(i int) {
 	c.nodes[i] = nil
 }
 
+// Options returns node i's options as it was last started with (its
+// bound address included).
+func (c *Cluster) Options(i int) cluster.Options { return c.opts[i] }
+
 // Restart starts node i again from its data dir.
 func (c *Cluster) Restart(i int) {
 	c.t.Helper()

@@ -61,6 +61,11 @@ func cmdAgent(args []string) error {
 	}
 	restart := hasRaftState(cfg.DataDir)
 	logger.Info("starting agent", cfg.describe()...)
+	if !cfg.SkipDataCheck {
+		if err := checkDataDirInChild(cfg.DataDir, logger); err != nil {
+			return err
+		}
+	}
 	logger.Info("timing", "profile", cfg.Profile, "worst_case_failover_delay", opts.WorstCaseFailoverDelay(),
 		"note", "a Raft leader change may delay lease expiry by up to this much; it never brings expiry forward")
 

@@ -52,6 +52,10 @@ type agentConfig struct {
 	// turns on their stale-read negative control from the start.
 	UnsafeTestHooks  string
 	UnsafeStaleReads bool
+
+	// SkipDataCheck skips the pre-start check of the data dir in a child
+	// process (leasenode check-data).
+	SkipDataCheck bool
 }
 
 // agentFlags declares the agent's flags on fs, filling c.
@@ -67,6 +71,7 @@ func agentFlags(fs *flag.FlagSet, c *agentConfig) {
 	fs.DurationVar(&c.JoinTimeout, "join-timeout", 60*time.Second, "how long to keep trying to join before giving up")
 	tlsFlags(fs, &c.TLS, "this node's certificate (mutual TLS on Raft and HTTP)")
 	fs.StringVar(&c.AuthTokenFile, "auth-token-file", "", "file of bearer tokens, one per line; when set, the HTTP client API requires one")
+	fs.BoolVar(&c.SkipDataCheck, "skip-data-check", false, "do not check the data dir (bolt pages, snapshot checksums) in a child process before starting")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.Profile, "profile", "lan", "timing profile: lan (elections within about a second) or local (one machine: fast elections)")

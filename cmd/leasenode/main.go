@@ -73,6 +73,7 @@ var commands = []command{
 	{name: "campaign", summary: "take part in an election, printing each change: campaign NAME [--holder H] [--ttl D] [--profile fast|balanced|low]", run: cmdCampaign, client: true},
 	{name: "run", summary: "run a command while holding a lease: run NAME [--holder H] [--ttl 10s] [--grace 2s] -- CMD ARGS...", run: cmdRun, client: true},
 	{name: "migrate", summary: "copy live leases from Redis into the cluster, tokens above Redis's: migrate --from-redis redis://H:P [--prefix P] [--dry-run] --addr CLUSTER", run: cmdMigrate, client: true},
+	{name: "check-data", summary: "verify a stopped node's data dir (bolt pages, snapshot checksums, log continuity): check-data --data-dir DIR", run: cmdCheckData},
 	{name: "bench", summary: "measure ops/s, p50, p99: bench --addr CLUSTER|redis://H:P|etcd://H:P [--workload acquire-release,renew] [--callers 1,16,64] [--duration 5s]", run: cmdBench, client: true},
 }
 

@@ -18,6 +18,7 @@ func All(h *history.History, logFiles []string, o Options) ([]Verdict, *Lineariz
 		Convergence(h, o),
 		NoHangs(h, o),
 		NodeLogs(logFiles, o),
+		DamagedDataRefused(h, o),
 	}, l
 }
 

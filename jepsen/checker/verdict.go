@@ -19,6 +19,7 @@ const (
 	NameConvergence       = "convergence"
 	NameNoHangs           = "no-hangs"
 	NameNodeLogs          = "node-logs"
+	NameDamagedData       = "damaged-data-refused"
 )
 
 // Violation is one breach of a checker's property.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/raftlease/raftlease/jepsen/nemesis"
@@ -46,7 +47,11 @@ func (m *driverNemesis) Start(ctx context.Context, st nemesis.Step) (nemesis.Ste
 		d.count(err)
 		return resolved, err
 	}
-	err = m.start(ctx, resolved)
+	if resolved.Kind == nemesis.StoreCorrupt {
+		err = m.corruptTargets(ctx, &resolved)
+	} else {
+		err = m.start(ctx, resolved)
+	}
 	d.count(err)
 	d.logf("nemesis start %s%s", resolved, errSuffix(err))
 	return resolved, err
@@ -132,6 +137,8 @@ func (m *driverNemesis) start(ctx context.Context, st nemesis.Step) error {
 		for _, n := range targets {
 			errs = append(errs, d.hooks.post(ctx, n, "/v1/test/logstore", logStoreJSON{ErrorRate: st.ErrorRate}))
 		}
+	case nemesis.LinkDelay, nemesis.LinkDrop:
+		errs = append(errs, m.degradeLinks(ctx, st))
 	case nemesis.TermLeader:
 		for _, n := range targets {
 			if graceful, err := n.proc.Term(15 * time.Second); err != nil || !graceful {
@@ -167,6 +174,26 @@ func (m *driverNemesis) start(ctx context.Context, st nemesis.Step) error {
 	default:
 		return fmt.Errorf("driver: kind %s not implemented", k)
 	}
+	return errors.Join(errs...)
+}
+
+// corruptTargets applies store-corrupt to each target and notes what
+// was observed in the step.
+func (m *driverNemesis) corruptTargets(ctx context.Context, st *nemesis.Step) error {
+	targets, err := m.nodes(st.Targets)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	var seen []string
+	for _, n := range targets {
+		observed, err := m.corrupt(ctx, *st, n)
+		errs = append(errs, err)
+		if observed != "" {
+			seen = append(seen, observed)
+		}
+	}
+	st.Observed = strings.Join(seen, "; ")
 	return errors.Join(errs...)
 }
 
@@ -245,6 +272,8 @@ func (m *driverNemesis) stop(ctx context.Context, st nemesis.Step) error {
 		return nil
 	case k.IsPartition():
 		return d.net.cut(ctx, nil)
+	case k == nemesis.LinkDelay || k == nemesis.LinkDrop:
+		return d.linkFaults(ctx, nil, nil)
 	case k == nemesis.KillHolder || k == nemesis.PauseParticipant || k == nemesis.PauseHolder:
 		var errs []error
 		for _, id := range st.Targets {
@@ -271,6 +300,8 @@ func (m *driverNemesis) stop(ctx context.Context, st nemesis.Step) error {
 		switch k {
 		case nemesis.KillRandom, nemesis.KillLeader, nemesis.KillMajority, nemesis.TermLeader:
 			errs = append(errs, m.restart(ctx, n))
+		case nemesis.StoreCorrupt:
+			errs = append(errs, m.undoCorrupt(ctx, n))
 		case nemesis.PauseNode, nemesis.PauseLeader:
 			n.proc.Resume()
 		case nemesis.ClockJump, nemesis.ClockSkew:
@@ -298,6 +329,9 @@ func (m *driverNemesis) healAll(ctx context.Context) error {
 		}
 	}
 	errs = append(errs, d.net.cut(ctx, nil))
+	if _, ok := d.net.(*hooksNet); !ok {
+		errs = append(errs, d.linkFaults(ctx, nil, nil)) // hooks mode: the empty cut did it
+	}
 	for _, n := range d.expected() {
 		if !m.waitUp(ctx, n, 5*time.Second) {
 			errs = append(errs, fmt.Errorf("%s does not answer after the heal", n.id))

@@ -105,6 +105,8 @@ type (
 	linksJSON struct {
 		Peers map[string][]string `json:"peers,omitempty"`
 		Cut   []linkJSON          `json:"cut,omitempty"`
+		Delay []linkJSON          `json:"delay,omitempty"`
+		Drop  []linkJSON          `json:"drop,omitempty"`
 	}
 	clockJSON struct {
 		Rate         float64 `json:"rate"`

@@ -109,6 +109,9 @@ type NemesisEvent struct {
 	Time   int64  `json:"time_ns"`
 	// Error is set when applying or healing the fault failed.
 	Error string `json:"error,omitempty"`
+	// Observed is what the nemesis saw while applying the fault, when the
+	// fault is itself a test (store-corrupt: "refused: <the node's error>").
+	Observed string `json:"observed,omitempty"`
 }
 
 // Ref names the event in reports: "nemesis step 3 start".

@@ -271,6 +271,17 @@ func (g *generator) step(k Kind, t time.Duration) Step {
 	case StoreFail:
 		s.ErrorRate, s.Hold = g.uniform(0.05, 0.5), g.scaled(1, 2)
 		g.nodeOrLeader(&s)
+	case StoreCorrupt:
+		s.Select, s.Hold, s.Corrupt = SelectFollower, g.scaled(1, 2), CorruptLogStore
+		if g.r.IntN(2) == 0 {
+			s.Corrupt = CorruptSnapshot
+		}
+	case LinkDelay:
+		s.Delay, s.Hold = g.between(10*time.Millisecond, 150*time.Millisecond), g.scaled(1, 2.5)
+		g.nodeOrLeader(&s)
+	case LinkDrop:
+		s.DropRate, s.Hold = g.uniform(0.05, 0.4), g.scaled(1, 2.5)
+		g.nodeOrLeader(&s)
 	}
 	return s
 }

@@ -10,6 +10,7 @@ type Family string
 const (
 	FamilyNone        Family = "none"
 	FamilyPartition   Family = "partition"
+	FamilyNetwork     Family = "network"
 	FamilyKill        Family = "kill"
 	FamilyPause       Family = "pause"
 	FamilyClock       Family = "clock"
@@ -22,7 +23,7 @@ const (
 
 // Families lists every family, in the order `make jepsen-short` runs them.
 func Families() []Family {
-	return []Family{FamilyNone, FamilyPartition, FamilyKill, FamilyPause, FamilyClock, FamilyMembership,
+	return []Family{FamilyNone, FamilyPartition, FamilyNetwork, FamilyKill, FamilyPause, FamilyClock, FamilyMembership,
 		FamilyRestart, FamilyStorage, FamilySnapshot, FamilyClockBeyond}
 }
 
@@ -40,6 +41,12 @@ const (
 	PartitionRing   Kind = "partition-ring"    // 5 nodes: each talks only to its two ring neighbours
 	PartitionOneWay Kind = "partition-one-way" // drop traffic from one node to the others only
 	PartitionBridge Kind = "partition-bridge"  // two sides that only one bridge node connects
+
+	// Degraded links, through the nodes' transport fault layer: every
+	// link to and from the target (a node, or the leader) is slowed by
+	// Delay per write, or drops writes with probability DropRate.
+	LinkDelay Kind = "link-delay"
+	LinkDrop  Kind = "link-drop"
 
 	// kill -9, restarted at Stop.
 	KillRandom   Kind = "kill-random"
@@ -70,6 +77,11 @@ const (
 	// The log store of the unsafe test hooks.
 	StoreSlow Kind = "store-slow" // add Delay to every log-store write
 	StoreFail Kind = "store-fail" // fail log-store writes with probability ErrorRate
+	// StoreCorrupt kills a follower, damages its data dir (Corrupt names
+	// what: the bolt log store or its newest snapshot) and restarts it,
+	// which must refuse to start with a clear error while the others
+	// serve on; Stop puts the undamaged data dir back and restarts it.
+	StoreCorrupt Kind = "store-corrupt"
 
 	// Heal ends every schedule: every fault is undone.
 	Heal Kind = "heal"
@@ -122,13 +134,14 @@ func (k Kind) Instantaneous() bool { return k == Heal || k.IsMembership() }
 var familyKinds = map[Family][]Kind{
 	FamilyNone:        {},
 	FamilyPartition:   {PartitionOne, PartitionLeader, PartitionHalves, PartitionRing, PartitionOneWay, PartitionBridge},
+	FamilyNetwork:     {LinkDelay, LinkDrop},
 	FamilyKill:        {KillRandom, KillLeader, KillMajority, KillHolder},
 	FamilyPause:       {PauseNode, PauseLeader, PauseParticipant, PauseHolder},
 	FamilyClock:       {ClockJump, ClockSkew},
 	FamilyClockBeyond: {ClockSkew, PauseHolder, KillLeader},
 	FamilyMembership:  {MemberAdd, MemberRemove, MemberRemoveLeader, MemberReplace},
 	FamilyRestart:     {TermLeader, RollingRestart},
-	FamilyStorage:     {StoreSlow, StoreFail},
+	FamilyStorage:     {StoreSlow, StoreFail, StoreCorrupt},
 	FamilySnapshot:    {PartitionOne, KillRandom},
 }
 

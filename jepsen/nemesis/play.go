@@ -148,7 +148,7 @@ func (p *Player) record(st Step, phase string, err error) {
 	if p.Rec == nil {
 		return
 	}
-	e := history.NemesisEvent{Step: st.Index, Phase: phase, Kind: string(st.Kind), Targets: st.Targets, Detail: st.Detail()}
+	e := history.NemesisEvent{Step: st.Index, Phase: phase, Kind: string(st.Kind), Targets: st.Targets, Detail: st.Detail(), Observed: st.Observed}
 	if err != nil {
 		e.Error = err.Error()
 	}

@@ -60,10 +60,28 @@ type Step struct {
 	ClockRate   float64       `json:"clock_rate,omitempty"`
 	WithinBound bool          `json:"within_bound,omitempty"`
 
-	// Storage faults.
+	// Storage and link faults: Delay for store-slow and link-delay,
+	// ErrorRate for store-fail, DropRate for link-drop, Corrupt for
+	// store-corrupt.
 	Delay     time.Duration `json:"delay_ns,omitempty"`
 	ErrorRate float64       `json:"error_rate,omitempty"`
+	DropRate  float64       `json:"drop_rate,omitempty"`
+	Corrupt   CorruptTarget `json:"corrupt,omitempty"`
+
+	// Observed is filled in by the Nemesis when it starts the step: what
+	// it saw while applying a fault that is itself a test (store-corrupt:
+	// "refused: <the node's error>"). The Player records it.
+	Observed string `json:"observed,omitempty"`
 }
+
+// CorruptTarget names the file store-corrupt damages.
+type CorruptTarget string
+
+// What store-corrupt damages.
+const (
+	CorruptLogStore CorruptTarget = "log-store" // pages of raft.db overwritten
+	CorruptSnapshot CorruptTarget = "snapshot"  // bytes of the newest snapshot's state flipped
+)
 
 // End is when the step's fault is undone.
 func (s Step) End() time.Duration { return s.At + s.Hold }
@@ -103,6 +121,12 @@ func (s Step) Detail() string {
 		parts = append(parts, fmt.Sprintf("+%v per write", s.Delay))
 	case StoreFail:
 		parts = append(parts, fmt.Sprintf("%.0f%% of writes fail", s.ErrorRate*100))
+	case StoreCorrupt:
+		parts = append(parts, "damage the "+string(s.Corrupt))
+	case LinkDelay:
+		parts = append(parts, fmt.Sprintf("+%v per write on its links", s.Delay))
+	case LinkDrop:
+		parts = append(parts, fmt.Sprintf("%.0f%% of writes on its links dropped", s.DropRate*100))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -84,6 +84,24 @@ func (s Schedule) Validate() error {
 		if (st.Kind == PauseParticipant || st.Kind == PauseHolder) && !st.Nested && s.TTL > 0 && st.Hold <= s.TTL {
 			bad(st, "pause of %v does not outlast the TTL %v", st.Hold, s.TTL)
 		}
+		switch st.Kind {
+		case LinkDelay, StoreSlow:
+			if st.Delay <= 0 {
+				bad(st, "delay %v", st.Delay)
+			}
+		case LinkDrop:
+			if st.DropRate <= 0 || st.DropRate >= 1 {
+				bad(st, "drop rate %v out of (0, 1)", st.DropRate)
+			}
+		case StoreFail:
+			if st.ErrorRate <= 0 || st.ErrorRate >= 1 {
+				bad(st, "error rate %v out of (0, 1)", st.ErrorRate)
+			}
+		case StoreCorrupt:
+			if st.Corrupt != CorruptLogStore && st.Corrupt != CorruptSnapshot {
+				bad(st, "corrupts %q, want %q or %q", st.Corrupt, CorruptLogStore, CorruptSnapshot)
+			}
+		}
 		if st.Kind == ClockSkew {
 			within := math.Abs(st.ClockRate-1) <= s.MaxDrift
 			switch {
@@ -130,9 +148,9 @@ func wantSelector(k Kind) Selector {
 		return SelectLeader
 	case KillHolder, PauseHolder:
 		return SelectHolder
-	case MemberRemove, MemberReplace:
+	case MemberRemove, MemberReplace, StoreCorrupt:
 		return SelectFollower
-	case ClockSkew, StoreSlow, StoreFail:
+	case ClockSkew, StoreSlow, StoreFail, LinkDelay, LinkDrop:
 		return "*"
 	}
 	return ""
