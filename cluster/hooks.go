@@ -268,7 +268,8 @@ func (c *crashWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// midReader crashes at point after the first read.
+// midReader crashes at point once a read has returned part of the
+// snapshot: the restore has begun and the new state is not in place.
 func (h *TestHooks) midReader(r io.Reader, point CrashPoint) io.Reader {
 	if !h.armed(point) {
 		return r
@@ -285,7 +286,7 @@ type crashReader struct {
 
 func (c *crashReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	if c.n++; c.n > 1 {
+	if c.n++; n > 0 || c.n > 1 {
 		c.h.crash(c.point)
 	}
 	return n, err

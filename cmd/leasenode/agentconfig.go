@@ -46,6 +46,9 @@ type agentConfig struct {
 	// compaction settings when non-zero.
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
+	// TrailingLogs overrides how many log entries stay after a snapshot
+	// when non-zero (fewer: a lagging follower is sent a snapshot sooner).
+	TrailingLogs uint64
 
 	// UnsafeTestHooks, when set, is the address of the control endpoint of
 	// the UNSAFE fault-injection hooks (agent_hooks.go); UnsafeStaleReads
@@ -77,6 +80,7 @@ func agentFlags(fs *flag.FlagSet, c *agentConfig) {
 	fs.StringVar(&c.Profile, "profile", "lan", "timing profile: lan (elections within about a second) or local (one machine: fast elections)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long to drain HTTP and hand over leadership")
 	fs.Uint64Var(&c.SnapshotThreshold, "snapshot-threshold", 0, "log entries since the last snapshot that trigger a new one (0: the profile's)")
+	fs.Uint64Var(&c.TrailingLogs, "trailing-logs", 0, "log entries kept after a snapshot, for followers that lag (0: the profile's); a follower further behind is sent the snapshot")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 0, "how often to check whether to snapshot (0: the profile's)")
 	fs.StringVar(&c.UnsafeTestHooks, "unsafe-test-hooks", "", "UNSAFE, for the jepsen harness only: serve fault-injection hooks (clock skew, link cuts, crash points, log store faults) on this host:port; never in production")
 	fs.BoolVar(&c.UnsafeStaleReads, "unsafe-stale-reads", false, "UNSAFE negative control, needs --unsafe-test-hooks: answer linearizable reads from the local replica without confirming leadership")
@@ -253,6 +257,9 @@ func (c agentConfig) nodeOptions() cluster.Options {
 	}
 	if c.SnapshotInterval > 0 {
 		o.SnapshotInterval = c.SnapshotInterval
+	}
+	if c.TrailingLogs > 0 {
+		o.TrailingLogs = c.TrailingLogs
 	}
 	return o
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +18,9 @@ import (
 type driverNemesis struct {
 	d      *driver
 	regURL string
+	// restoreArmed are the nodes armed to crash in the middle of
+	// restoring a snapshot they are sent when their partition heals.
+	restoreArmed []*node
 }
 
 var _ nemesis.Nemesis = (*driverNemesis)(nil)
@@ -90,7 +94,10 @@ func (m *driverNemesis) start(ctx context.Context, st nemesis.Step) error {
 	k := st.Kind
 	switch {
 	case k.IsPartition():
-		return d.net.cut(ctx, st.Links)
+		if err := d.net.cut(ctx, st.Links); err != nil {
+			return err
+		}
+		return m.armRestoreCrash(ctx, st)
 	case k == nemesis.KillHolder || k == nemesis.PauseParticipant || k == nemesis.PauseHolder:
 		var errs []error
 		for _, id := range st.Targets {
@@ -176,6 +183,70 @@ func (m *driverNemesis) start(ctx context.Context, st nemesis.Step) error {
 	}
 	return errors.Join(errs...)
 }
+
+// armRestoreCrash: in the snapshot family (few trailing logs), one
+// partition-one in two (by Pick) also arms the isolated node to crash in
+// the middle of restoring a snapshot, which the leader sends it once the
+// partition heals, because it fell too far behind.
+func (m *driverNemesis) armRestoreCrash(ctx context.Context, st nemesis.Step) error {
+	if m.d.sched.TrailingLogs == 0 || st.Kind != nemesis.PartitionOne || st.Pick%2 != 0 {
+		return nil
+	}
+	targets, err := m.nodes(st.Targets)
+	if err != nil {
+		return err
+	}
+	for _, n := range targets {
+		if err := m.d.hooks.post(ctx, n, "/v1/test/crash", crashJSON{Point: "snapshot-restore"}); err != nil {
+			return err
+		}
+		m.restoreArmed = append(m.restoreArmed, n)
+	}
+	return nil
+}
+
+// awaitRestoreCrash, after the heal of an armed partition, watches each
+// armed node for a while (the leader sends the snapshot once its
+// replication backoff ends): when it crashes mid-restore it is restarted
+// (the new process restores the snapshot it had persisted); when it was
+// not sent one, it is disarmed. It does not hold up the schedule.
+func (m *driverNemesis) awaitRestoreCrash(ctx context.Context) error {
+	armed := m.restoreArmed
+	m.restoreArmed = nil
+	for _, n := range armed {
+		exited := n.proc.Exited()
+		go func() {
+			select {
+			case <-exited:
+				if !crashed(n.proc.ExitErr()) {
+					return // stopped by someone else (a later step, the end of the run)
+				}
+				m.d.logf("%s crashed restoring a snapshot (%v): restarting it", n.id, n.proc.ExitErr())
+				if err := m.restart(ctx, n); err != nil {
+					m.d.logf("restart %s: %v", n.id, err)
+				}
+			case <-time.After(restoreWatch):
+				m.d.logf("%s was not sent a snapshot within %v of the heal: crash point disarmed", n.id, restoreWatch)
+				_ = m.d.hooks.post(ctx, n, "/v1/test/crash", crashJSON{})
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return nil
+}
+
+// crashExitStatus is the exit status of a node at a crash point of the
+// unsafe test hooks (cluster.CrashExitStatus; jepsen does not import
+// cluster).
+const crashExitStatus = 86
+
+func crashed(err error) bool {
+	var exit *exec.ExitError
+	return errors.As(err, &exit) && exit.ExitCode() == crashExitStatus
+}
+
+// restoreWatch is how long awaitRestoreCrash watches an armed node.
+const restoreWatch = 15 * time.Second
 
 // corruptTargets applies store-corrupt to each target and notes what
 // was observed in the step.
@@ -271,7 +342,10 @@ func (m *driverNemesis) stop(ctx context.Context, st nemesis.Step) error {
 	case k == nemesis.Heal || k.IsMembership() || k == nemesis.RollingRestart:
 		return nil
 	case k.IsPartition():
-		return d.net.cut(ctx, nil)
+		if err := d.net.cut(ctx, nil); err != nil {
+			return err
+		}
+		return m.awaitRestoreCrash(ctx)
 	case k == nemesis.LinkDelay || k == nemesis.LinkDrop:
 		return d.linkFaults(ctx, nil, nil)
 	case k == nemesis.KillHolder || k == nemesis.PauseParticipant || k == nemesis.PauseHolder:

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/raftlease/raftlease/jepsen/nemesis"
 )
@@ -171,6 +172,33 @@ func NetnsAvailable() error {
 	for _, tool := range []string{"ip", "iptables-restore"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("netns mode needs %s: %w", tool, err)
+		}
+	}
+	return probeNetns()
+}
+
+// probeNetns checks that this root may create a namespace, a bridge and
+// load iptables rules in the namespace (a container may forbid it), and
+// removes what it made.
+func probeNetns() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ns, br := nsPrefix+"probe", nsBridge+"p"
+	defer func() {
+		_ = run(context.Background(), "", "ip", "netns", "del", ns)
+		_ = run(context.Background(), "", "ip", "link", "del", br)
+	}()
+	rules := "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+	for _, st := range []struct {
+		stdin string
+		argv  []string
+	}{
+		{"", []string{"ip", "netns", "add", ns}},
+		{"", []string{"ip", "link", "add", br, "type", "bridge"}},
+		{rules, []string{"ip", "netns", "exec", ns, "iptables-restore"}},
+	} {
+		if err := run(ctx, st.stdin, st.argv...); err != nil {
+			return fmt.Errorf("netns mode unavailable here: %w", err)
 		}
 	}
 	return nil

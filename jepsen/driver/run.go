@@ -328,6 +328,7 @@ func (d *driver) run(ctx context.Context) error {
 	}
 	if d.sched.SnapshotThreshold > 0 {
 		extra["snapshot_threshold"] = fmt.Sprint(d.sched.SnapshotThreshold)
+		extra["trailing_logs"] = fmt.Sprint(d.sched.TrailingLogs)
 	}
 	d.rec.Run(history.RunInfo{Seed: cfg.Seed, Family: cfg.Family, GitSHA: jepsen.GitSHA(ctx), Config: history.RunConfig{
 		Workloads: []string{history.WorkloadRegister, history.WorkloadElector},
@@ -407,6 +408,9 @@ func (d *driver) nodeArgs(n *node, bootstrap bool, join []string) []string {
 	}
 	if t := d.sched.SnapshotThreshold; t > 0 {
 		args = append(args, "--snapshot-threshold", fmt.Sprint(t), "--snapshot-interval", "1s")
+	}
+	if t := d.sched.TrailingLogs; t > 0 {
+		args = append(args, "--trailing-logs", fmt.Sprint(t))
 	}
 	return args
 }

@@ -37,8 +37,14 @@ func warmup(d time.Duration) time.Duration { return clamp(d/10, time.Second, 5*t
 func settle(d time.Duration) time.Duration { return clamp(d/6, 2*time.Second, 10*time.Second) }
 func unit(d time.Duration) time.Duration   { return clamp(d/20, time.Second, 5*time.Second) }
 
-// SmallSnapshotThreshold is the snapshot threshold of the snapshot family.
-const SmallSnapshotThreshold = 32
+// SmallSnapshotThreshold and SmallTrailingLogs are the snapshot family's
+// log compaction settings: a snapshot every 32 entries, and only 8
+// entries kept after it, so that a follower cut off or killed for a
+// second or two is sent a snapshot when it comes back.
+const (
+	SmallSnapshotThreshold = 32
+	SmallTrailingLogs      = 8
+)
 
 func clamp(d, lo, hi time.Duration) time.Duration { return min(max(d, lo), hi) }
 
@@ -71,7 +77,7 @@ func Generate(o Options) (Schedule, error) {
 		s.Steps = g.membership(start, healAt)
 	default:
 		if o.Family == FamilySnapshot {
-			s.SnapshotThreshold = SmallSnapshotThreshold
+			s.SnapshotThreshold, s.TrailingLogs = SmallSnapshotThreshold, SmallTrailingLogs
 		}
 		s.Steps = g.sequence(start, healAt)
 	}

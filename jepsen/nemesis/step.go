@@ -158,6 +158,9 @@ type Schedule struct {
 	// driver must configure the nodes with (the snapshot family sets it
 	// small so lagging nodes install snapshots).
 	SnapshotThreshold uint64 `json:"snapshot_threshold,omitempty"`
+	// TrailingLogs, when non-zero, is how many log entries the nodes keep
+	// after a snapshot: few, so that a follower that lagged is sent one.
+	TrailingLogs uint64 `json:"trailing_logs,omitempty"`
 	Steps             []Step `json:"steps"`
 }
 
@@ -170,7 +173,7 @@ func (s Schedule) String() string {
 		fmt.Fprintf(&b, " participants=%s", strings.Join(s.Participants, ","))
 	}
 	if s.SnapshotThreshold > 0 {
-		fmt.Fprintf(&b, " snapshot_threshold=%d", s.SnapshotThreshold)
+		fmt.Fprintf(&b, " snapshot_threshold=%d trailing_logs=%d", s.SnapshotThreshold, s.TrailingLogs)
 	}
 	b.WriteByte('\n')
 	for _, st := range s.Steps {
