@@ -9,9 +9,10 @@ import (
 
 // Recovery holds the recovery-time distributions of a run.
 type Recovery struct {
-	// LeaderLoss: from the start of a nemesis step whose targets include
-	// the current Raft leader (the leader sample of the highest term seen
-	// so far) to the first sample of a leader in a higher term.
+	// LeaderLoss: from the start of a nemesis step of a kind that takes a
+	// node out (deposing) whose targets include the current Raft leader
+	// (the leader sample of the highest term seen so far) to the first
+	// sample of a leader in a higher term.
 	LeaderLoss Distribution `json:"leader_loss_to_new_leader"`
 	// HealToWrite: from the stop of a nemesis step (a heal) to the first
 	// successful write after it: an ok acquire/renew/release invoked at or
@@ -79,8 +80,24 @@ func Recoveries(h *history.History) Recovery {
 	return r
 }
 
-// leaderRecovery: hit when e targets the leader of the moment.
+// deposing are the nemesis kinds that take their targets out of the
+// cluster, so that a leader among them must be replaced. The others (a
+// bridge node, slow or lossy links, clock and storage faults, a rolling
+// restart whose start is not when the leader goes) do not start a leader
+// loss even when they target the leader.
+var deposing = map[string]bool{
+	"kill-random": true, "kill-leader": true, "kill-majority": true,
+	"pause-node": true, "pause-leader": true,
+	"partition-one": true, "partition-leader": true, "partition-halves": true, "partition-ring": true, "partition-one-way": true,
+	"sigterm-leader": true, "member-remove-leader": true, "member-replace": true, "store-corrupt": true,
+}
+
+// leaderRecovery: hit when e, a deposing step, targets the leader of the
+// moment.
 func leaderRecovery(leaders []history.NodeStatus, e history.NemesisEvent) (d time.Duration, ok, hit bool) {
+	if !deposing[e.Kind] {
+		return 0, false, false
+	}
 	var cur *history.NodeStatus
 	for i := range leaders {
 		s := &leaders[i]

@@ -27,7 +27,13 @@ type Control struct {
 	schedule func(o nemesis.Options) (nemesis.Schedule, error)
 	// detected reports whether the results show the expected violation.
 	detected func(r jepsen.Results) (bool, string)
+	// evidence names what the control counts and how many were found.
+	evidence func(r jepsen.Results) (what string, n int64)
 }
+
+// Evidence returns what the control looks for in r and how many were
+// found (unfenced overlaps, linearizability violations, early takeovers).
+func (c Control) Evidence(r jepsen.Results) (what string, n int64) { return c.evidence(r) }
 
 // Names of the negative controls.
 const (
@@ -50,6 +56,10 @@ func Controls() []Control {
 				n := o.Counters["overlaps"]
 				return n > 0 && f.Valid && !f.Skipped, fmt.Sprintf("unfenced overlaps=%d, fenced-exclusion valid=%v stale_rejected=%d", n, f.Valid, f.Counters["stale_rejected"])
 			},
+			evidence: func(r jepsen.Results) (string, int64) {
+				o, _ := r.Verdict(checker.NameUnfencedOverlap)
+				return "unfenced overlaps", o.Counters["overlaps"]
+			},
 		},
 		{
 			Name: ControlStaleReads, Family: nemesis.FamilyPartition, StaleReads: true,
@@ -59,6 +69,10 @@ func Controls() []Control {
 				v, _ := r.Verdict(checker.NameLinearizability)
 				return !v.Valid, fmt.Sprintf("linearizability valid=%v violations=%d", v.Valid, v.ViolationCount)
 			},
+			evidence: func(r jepsen.Results) (string, int64) {
+				v, _ := r.Verdict(checker.NameLinearizability)
+				return "lease names not linearizable", int64(v.ViolationCount)
+			},
 		},
 		{
 			Name: ControlClockBeyond, Family: nemesis.FamilyClockBeyond,
@@ -66,6 +80,10 @@ func Controls() []Control {
 			detected: func(r jepsen.Results) (bool, string) {
 				v, _ := r.Verdict(checker.NameNoEarlyTakeover)
 				return !v.Valid, fmt.Sprintf("no-early-takeover valid=%v violations=%d", v.Valid, v.ViolationCount)
+			},
+			evidence: func(r jepsen.Results) (string, int64) {
+				v, _ := r.Verdict(checker.NameNoEarlyTakeover)
+				return "early takeovers", int64(v.ViolationCount)
 			},
 		},
 	}

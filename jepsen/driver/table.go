@@ -27,6 +27,8 @@ func Table(w io.Writer, roots ...string) error {
 		violations   int
 		detected     int
 		control      bool
+		evidence     string
+		found        int64
 		leader, heal []time.Duration
 		holder       []time.Duration
 	}
@@ -59,6 +61,8 @@ func Table(w io.Writer, roots ...string) error {
 			}
 			if o.Control != nil {
 				x.control = true
+				what, n := o.Control.Evidence(r)
+				x.evidence, x.found = what, x.found+n
 				if o.Detected {
 					x.detected++
 				}
@@ -98,7 +102,7 @@ func Table(w io.Writer, roots ...string) error {
 		viol := fmt.Sprint(x.violations)
 		if x.control {
 			passed = fmt.Sprintf("%d/%d detected", x.detected, x.runs)
-			viol += " (expected)"
+			viol = fmt.Sprintf("%d %s (expected)", x.found, x.evidence)
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %d × %.1f | %s | %s | %s | %s | %s |\n", x.family, x.mode, strings.Join(seeds, ", "),
 			x.runs, x.minutes/float64(x.runs), passed, viol, pair(x.leader), pair(x.heal), pair(x.holder))

@@ -326,11 +326,12 @@ func (t *timeline) legend(y float64) {
 	}
 	x := float64(labelWidth)
 	for _, it := range items {
+		w := 22 + float64(len(it.name))*6.2
+		if x > labelWidth && x+w > labelWidth+plotWidth {
+			x, y = labelWidth, y+18 // wrap before an item that would not fit
+		}
 		fmt.Fprintf(&t.b, `<rect x="%.1f" y="%.1f" width="12" height="12" fill="%s"/>`+"\n", x, y, it.fill)
 		t.text(x+16, y+10, "start", "11", it.name)
-		x += 22 + float64(len(it.name))*6.2
-		if x > labelWidth+plotWidth-100 {
-			x, y = labelWidth, y+18
-		}
+		x += w
 	}
 }
