@@ -117,6 +117,9 @@ func TestRecoveries(t *testing.T) {
 		{Step: 2, Phase: history.PhaseStart, Kind: "kill-holder", Targets: []string{"p1"}, Time: 30},
 		{Step: 2, Phase: history.PhaseStop, Kind: "kill-holder", Targets: []string{"p1"}, Time: 40},
 		{Step: 3, Phase: history.PhaseStart, Kind: "kill-leader", Targets: []string{"n2"}, Time: 50},
+		// A ring that leaves the leader in place is no leader loss.
+		{Step: 5, Phase: history.PhaseStart, Kind: "partition-ring", Targets: []string{"n1", "n2"}, Time: 13},
+		{Step: 5, Phase: history.PhaseStop, Kind: "partition-ring", Targets: []string{"n1", "n2"}, Time: 14},
 		// A slow link on the leader does not depose it: no leader loss.
 		{Step: 4, Phase: history.PhaseStart, Kind: "link-delay", Targets: []string{"n2"}, Time: 16},
 		{Step: 4, Phase: history.PhaseStop, Kind: "link-delay", Targets: []string{"n2"}, Time: 17},
@@ -131,7 +134,7 @@ func TestRecoveries(t *testing.T) {
 	if r.LeaderLoss.Count != 1 || r.LeaderLoss.P50 != 5 || r.LeaderLoss.Unrecovered != 1 {
 		t.Errorf("leader loss: %+v", r.LeaderLoss)
 	}
-	if r.HealToWrite.Count != 3 || r.HealToWrite.Min != 3 || r.HealToWrite.Max != 6 {
+	if r.HealToWrite.Count != 4 || r.HealToWrite.Min != 3 || r.HealToWrite.Max != 6 {
 		t.Errorf("heal to write: %+v", r.HealToWrite)
 	}
 	if r.HolderDeath.Count != 1 || r.HolderDeath.P99 != 4 {

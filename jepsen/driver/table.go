@@ -21,6 +21,7 @@ import (
 func Table(w io.Writer, roots ...string) error {
 	type row struct {
 		family, mode string
+		nodes        int
 		seeds        []uint64
 		runs, pass   int
 		minutes      float64
@@ -44,10 +45,14 @@ func Table(w io.Writer, roots ...string) error {
 				return err
 			}
 			mode := r.Config.Extra["mode"]
-			key := r.Family + "/" + mode
+			nodes := len(r.Config.Nodes) // the initial members, not the spares
+			if r.Schedule != nil {
+				nodes = len(r.Schedule.Nodes)
+			}
+			key := fmt.Sprintf("%s/%s/%d", r.Family, mode, nodes)
 			x := rows[key]
 			if x == nil {
-				x = &row{family: r.Family, mode: mode}
+				x = &row{family: r.Family, mode: mode, nodes: nodes}
 				rows[key] = x
 				order = append(order, key)
 			}
@@ -89,8 +94,8 @@ func Table(w io.Writer, roots ...string) error {
 		}
 	}
 	slices.Sort(order)
-	fmt.Fprintln(w, "| family | mode | seeds | runs × min | passed | violations | leader loss → new leader p50 / p99 | heal → first write p50 / p99 | holder stopped → new holder's write p50 / p99 |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| family | mode | nodes | seeds | runs × min | passed | violations | leader loss → new leader p50 / p99 | heal → first write p50 / p99 | holder stopped → new holder's write p50 / p99 |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, k := range order {
 		x := rows[k]
 		seeds := make([]string, len(x.seeds))
@@ -104,7 +109,7 @@ func Table(w io.Writer, roots ...string) error {
 			passed = fmt.Sprintf("%d/%d detected", x.detected, x.runs)
 			viol = fmt.Sprintf("%d %s (expected)", x.found, x.evidence)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %d × %.1f | %s | %s | %s | %s | %s |\n", x.family, x.mode, strings.Join(seeds, ", "),
+		fmt.Fprintf(w, "| %s | %s | %d | %s | %d × %.1f | %s | %s | %s | %s | %s |\n", x.family, x.mode, x.nodes, strings.Join(seeds, ", "),
 			x.runs, x.minutes/float64(x.runs), passed, viol, pair(x.leader), pair(x.heal), pair(x.holder))
 	}
 	return nil

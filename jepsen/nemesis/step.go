@@ -161,7 +161,7 @@ type Schedule struct {
 	// TrailingLogs, when non-zero, is how many log entries the nodes keep
 	// after a snapshot: few, so that a follower that lagged is sent one.
 	TrailingLogs uint64 `json:"trailing_logs,omitempty"`
-	Steps             []Step `json:"steps"`
+	Steps        []Step `json:"steps"`
 }
 
 // String lists the schedule, one step a line, headed by its seed so a
