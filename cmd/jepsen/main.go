@@ -3,6 +3,7 @@
 //
 //	jepsen run [--family F[,F...]|short|all] [--seed S] [--runs N] [--duration D]
 //	           [--nodes 3|5] [--out DIR] [--mode auto|netns|hooks] [--leasenode PATH]
+//	jepsen redis [--seed S] [--runs N] [--duration D] [--out DIR] [--redis-server PATH]
 //	jepsen check DIR
 //	jepsen table DIR...
 //	jepsen participant ...   (started by `run`: one elector participant)
@@ -10,7 +11,9 @@
 // `run` makes N seeded runs per family, each in its own directory under
 // --out, prints one summary line per run and exits 1 when any run is
 // invalid or a negative control goes undetected. `check` replays a run
-// directory offline and rewrites its report.
+// directory offline and rewrites its report. `redis` makes the Redis
+// comparison runs (docs/redis.md): a comparison, not a gate, it exits 0
+// when every run completed and was checked, whatever the checkers found.
 //
 // Wiring only: the harness is package jepsen/driver.
 package main
@@ -42,6 +45,9 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   jepsen run [--family F[,F...]|short|all] [--seed S] [--runs N] [--duration D]
              [--nodes 3|5] [--out DIR] [--mode auto|netns|hooks] [--leasenode PATH] [-v]
+  jepsen redis [--seed S] [--runs N] [--duration D] [--out DIR] [--redis-server PATH] [-v]
+                           (the Redis comparison, docs/redis.md: exit 0 when every run was checked,
+                            whatever its checkers found; it is a comparison, not a gate)
   jepsen check DIR
   jepsen table DIR...      (a Markdown table of the runs under DIR..., for docs/reliability.md)
 families: `+strings.Join(familyNames(), ", ")+`
@@ -64,6 +70,8 @@ func mainStatus(args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(ctx, args[1:], stdout, stderr)
 	case "check":
 		err = cmdCheck(args[1:], stdout)
+	case "redis":
+		err = cmdRedis(ctx, args[1:], stdout, stderr)
 	case "participant":
 		err = cmdParticipant(ctx, args[1:])
 	case "table":
@@ -172,9 +180,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	switch *mode {
 	case "auto":
-		*mode = driver.ModeHooks
-		if driver.NetnsAvailable() == nil {
-			*mode = driver.ModeNetns
+		*mode = driver.ModeNetns
+		if err := driver.NetnsAvailable(); err != nil {
+			*mode = driver.ModeHooks
+			fmt.Fprintf(stderr, "jepsen: --mode auto: using the hooks mode (partitions through the nodes' fault layer), because the namespace mode is not available: %v\n", err)
 		}
 	case driver.ModeNetns:
 		if err := driver.NetnsAvailable(); err != nil {
@@ -275,6 +284,9 @@ func cmdCheck(args []string, stdout io.Writer) error {
 		return err
 	}
 	o := driver.Judge(args[0], r)
+	if r.Family == driver.FamilyRedisFailover {
+		o = driver.JudgeRedis(args[0], r)
+	}
 	fmt.Fprintln(stdout, o.Line)
 	if !o.Pass {
 		return errFailed
@@ -290,6 +302,10 @@ func cmdParticipant(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Dir, "dir", "", "run directory")
 	fs.IntVar(&cfg.Incarnation, "incarnation", 1, "start number of this participant")
 	fs.StringVar(&endpoints, "endpoints", "", "comma-separated cluster HTTP addresses")
+	var sentinels string
+	fs.StringVar(&cfg.RedisAddr, "redis", "", "run on the Redis bridge: a standalone server's host:port")
+	fs.StringVar(&sentinels, "redis-sentinels", "", "run on the Redis bridge through Sentinel: comma-separated sentinel addresses")
+	fs.StringVar(&cfg.RedisMaster, "redis-master", "", "the master name the sentinels monitor")
 	fs.StringVar(&cfg.RegisterURL, "register", "", "fenced register base URL")
 	fs.StringVar(&cfg.Name, "name", "elector", "lease name")
 	fs.DurationVar(&cfg.TTL, "ttl", 2*time.Second, "lease TTL")
@@ -304,5 +320,97 @@ func cmdParticipant(ctx context.Context, args []string) error {
 			cfg.Endpoints = append(cfg.Endpoints, e)
 		}
 	}
+	for _, a := range strings.Split(sentinels, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			cfg.RedisSentinels = append(cfg.RedisSentinels, a)
+		}
+	}
 	return driver.RunParticipant(ctx, cfg)
+}
+
+// cmdRedis makes the Redis comparison runs (driver.RunRedis). A run that
+// completed and was checked counts as done whatever its checkers found:
+// violations are what the comparison may show. It fails only when a run
+// could not be made.
+func cmdRedis(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("redis", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	seed := fs.Uint64("seed", 0, "seed of the first run (0: random); run i uses seed+i")
+	runs := fs.Int("runs", 1, "runs")
+	duration := fs.Duration("duration", time.Minute, "duration of each run")
+	out := fs.String("out", "jepsen-runs", "directory for the run directories")
+	server := fs.String("redis-server", "", "redis-server binary (default: $"+driver.RedisServerEnv+", else PATH)")
+	every := fs.Duration("failover-every", 10*time.Second, "mean time between two kills of the primary")
+	verbose := fs.Bool("v", false, "print the driver's progress")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return nil
+		}
+		return usageError{"redis: " + err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("redis: unexpected argument %q", fs.Arg(0))}
+	}
+	if *runs < 1 {
+		return usageError{"redis: --runs must be at least 1"}
+	}
+	if *server == "" {
+		p, err := driver.FindRedisServer()
+		if err != nil {
+			return err
+		}
+		*server = p
+	}
+	if *seed == 0 {
+		*seed = nemesis.NewSeed() % 1_000_000_000
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "jepsen: %d run(s) of %s (comparison, not a gate), %v each, first seed %d\n",
+		*runs, driver.FamilyRedisFailover, *duration, *seed)
+	begin := time.Now()
+	failed, total, violating := 0, 0, 0
+	for i := range *runs {
+		if ctx.Err() != nil {
+			break
+		}
+		s := *seed + uint64(i)
+		dir := filepath.Join(*out, fmt.Sprintf("%s-%s-%d", time.Now().Format("20060102-150405"), driver.FamilyRedisFailover, s))
+		cfg := driver.RedisConfig{Seed: s, Duration: *duration, Dir: dir, RedisServer: *server,
+			Participant: []string{self, "participant"}, FailoverEvery: *every}
+		if *verbose {
+			cfg.Log = stderr
+		}
+		total++
+		o, err := driver.RunRedis(ctx, cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "jepsen: redis run seed %d: %v\n", s, err)
+		}
+		if o.Line == "" {
+			o.Line = fmt.Sprintf("run seed=%d family=%s NOT COMPLETED dir=%s", s, driver.FamilyRedisFailover, dir)
+		}
+		fmt.Fprintln(stdout, o.Line)
+		if !o.Pass || err != nil {
+			failed++
+		} else if !o.Results.Valid {
+			violating++
+		}
+	}
+	fmt.Fprintf(stdout, "jepsen: %d/%d redis run(s) checked, %d with violations, in %v\n",
+		total-failed, total, violating, time.Since(begin).Round(time.Second))
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if failed > 0 {
+		return errFailed
+	}
+	return nil
 }

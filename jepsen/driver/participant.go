@@ -14,11 +14,13 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/raftlease/raftlease"
 	"github.com/raftlease/raftlease/client"
 	"github.com/raftlease/raftlease/elector"
 	"github.com/raftlease/raftlease/internal/skewclock"
 	"github.com/raftlease/raftlease/jepsen/fenced"
 	"github.com/raftlease/raftlease/jepsen/history"
+	"github.com/raftlease/raftlease/redisbridge"
 )
 
 // ParticipantConfig configures one elector participant process (`jepsen
@@ -33,6 +35,12 @@ type ParticipantConfig struct {
 	Incarnation int
 	// Endpoints are the cluster's HTTP API addresses.
 	Endpoints []string
+	// RedisAddr, or RedisSentinels with RedisMaster, put the elector on
+	// the Redis bridge instead of the cluster (the Redis comparison,
+	// RunRedis): a standalone server, or the master the Sentinels name.
+	RedisAddr      string
+	RedisSentinels []string
+	RedisMaster    string
 	// RegisterURL is the fenced register's base URL.
 	RegisterURL string
 	// Name is the elector lease; TTL its duration (the FastFailover
@@ -73,8 +81,8 @@ func seqBase(k int) int64 { return int64(max(k, 1)-1) * 1_000_000 }
 // writes: like real leader work, it acts on a check made a moment ago, so
 // a process paused in between writes late (which fencing must reject).
 func RunParticipant(ctx context.Context, cfg ParticipantConfig) error {
-	if cfg.ID == "" || cfg.Dir == "" || len(cfg.Endpoints) == 0 || cfg.RegisterURL == "" || cfg.Name == "" {
-		return errors.New("participant: --id, --dir, --endpoints, --register and --name are required")
+	if cfg.ID == "" || cfg.Dir == "" || (len(cfg.Endpoints) == 0 && !cfg.onRedis()) || cfg.RegisterURL == "" || cfg.Name == "" {
+		return errors.New("participant: --id, --dir, --endpoints (or --redis, or --redis-sentinels), --register and --name are required")
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = 2 * time.Second
@@ -106,7 +114,7 @@ func RunParticipant(ctx context.Context, cfg ParticipantConfig) error {
 	opts.Clock = clock
 	opts.Logger = logger.Named("elector")
 
-	c, err := client.New(client.Options{Endpoints: cfg.Endpoints, RequestTimeout: opts.OperationTimeout, OperationTimeout: opts.OperationTimeout, Logger: logger})
+	c, err := participantStore(cfg, opts, logger)
 	if err != nil {
 		return err
 	}
@@ -170,6 +178,31 @@ func RunParticipant(ctx context.Context, cfg ParticipantConfig) error {
 			}
 		}
 	}
+}
+
+// onRedis reports whether the participant runs on the Redis bridge.
+func (cfg ParticipantConfig) onRedis() bool {
+	return cfg.RedisAddr != "" || len(cfg.RedisSentinels) > 0 || cfg.RedisMaster != ""
+}
+
+// closingStore is a store the participant closes when it stops.
+type closingStore interface {
+	raftlease.Store
+	Close() error
+}
+
+// participantStore is the store the participant's elector runs on: the Go
+// client over the cluster's endpoints, or the Redis bridge with the
+// elector's operation timeout.
+func participantStore(cfg ParticipantConfig, opts elector.Options, logger hclog.Logger) (closingStore, error) {
+	if !cfg.onRedis() {
+		return client.New(client.Options{Endpoints: cfg.Endpoints, RequestTimeout: opts.OperationTimeout, OperationTimeout: opts.OperationTimeout, Logger: logger})
+	}
+	if len(cfg.Endpoints) > 0 {
+		return nil, errors.New("participant: give --endpoints or a Redis store, not both")
+	}
+	return redisbridge.New(redisbridge.Options{Addr: cfg.RedisAddr, MasterName: cfg.RedisMaster, SentinelAddrs: cfg.RedisSentinels,
+		OperationTimeout: opts.OperationTimeout, Logger: logger.Named("redis")})
 }
 
 // completeKilled appends, to the history file of a participant process

@@ -575,24 +575,31 @@ func (d *driver) holder(ctx context.Context) string {
 // writeSink records the fenced register's writes and remembers the last
 // accepted fenced writer.
 type writeSink struct {
-	rec  *history.Recorder
-	mu   sync.Mutex
-	last string
+	rec       *history.Recorder
+	mu        sync.Mutex
+	last      string
+	lastToken uint64
 }
 
 func (s *writeSink) Write(w history.FencedWrite) {
 	s.rec.Write(w)
 	if w.Fenced && w.Accepted {
 		s.mu.Lock()
-		s.last = w.Writer
+		s.last, s.lastToken = w.Writer, w.Token
 		s.mu.Unlock()
 	}
 }
 
 func (s *writeSink) lastWriter() string {
+	w, _ := s.lastAccepted()
+	return w
+}
+
+// lastAccepted is the writer and token of the last accepted fenced write.
+func (s *writeSink) lastAccepted() (string, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.last
+	return s.last, s.lastToken
 }
 
 // --- participants ---
