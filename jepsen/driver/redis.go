@@ -445,6 +445,12 @@ func (rr *redisRun) run(ctx context.Context) error {
 		}
 	}
 
+	sctx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		rr.sampleLoop(sctx)
+	}()
 	rr.play(ctx, start)
 	select {
 	case <-ctx.Done():
@@ -452,11 +458,87 @@ func (rr *redisRun) run(ctx context.Context) error {
 	}
 	d.logf("stopping participants")
 	d.stopParticipants()
+	stopSampling()
+	<-sampled
 	d.rec.End(0)
 	if err := d.rec.Close(); err != nil {
 		return err
 	}
 	return ctx.Err()
+}
+
+// sampleLoop records every server's role as a node status sample every
+// sampleInterval, for the timeline and one-leader-per-term: a master is
+// "leader", a replica "follower" (Leader names its master), a stopped
+// server "down". Redis has no term a client can read (Sentinel's config
+// epoch moves only after the promotion is done), so Term is the reign:
+// the number of times the driver saw the master change. Two servers that
+// both say master in one tick share a reign, and one-leader-per-term
+// reports them as two leaders in one term.
+func (rr *redisRun) sampleLoop(ctx context.Context) {
+	t := time.NewTicker(sampleInterval)
+	defer t.Stop()
+	var reign uint64
+	var master string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var samples []history.NodeStatus
+		var masters []string
+		for _, s := range rr.servers {
+			st := rr.sample(ctx, s)
+			if st.IsLeader() {
+				masters = append(masters, st.Node)
+			}
+			samples = append(samples, st)
+		}
+		if len(masters) == 1 && masters[0] != master {
+			reign++
+			master = masters[0]
+		}
+		for _, st := range samples {
+			st.Term = reign
+			rr.d.rec.Status(st)
+		}
+	}
+}
+
+func (rr *redisRun) sample(ctx context.Context, s *redisServer) history.NodeStatus {
+	st := history.NodeStatus{Node: s.id, Time: history.Now()}
+	switch {
+	case !s.proc.Running():
+		st.State = "down"
+		return st
+	case s.proc.Paused():
+		st.State = "paused"
+		return st
+	}
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	in, err := info(cctx, s.admin, "replication")
+	if err != nil {
+		st.State = "unreachable"
+		return st
+	}
+	switch in["role"] {
+	case "master":
+		st.State, st.Leader = "leader", s.id
+		st.AppliedIndex, _ = strconv.ParseUint(in["master_repl_offset"], 10, 64)
+	case "slave":
+		st.State = "follower"
+		for _, m := range rr.servers {
+			if in["master_port"] == strconv.Itoa(m.port) {
+				st.Leader = m.id
+			}
+		}
+		st.AppliedIndex, _ = strconv.ParseUint(in["slave_repl_offset"], 10, 64)
+	default:
+		st.State = in["role"]
+	}
+	return st
 }
 
 // play runs the schedule in real time from start, recording a start and a
@@ -560,7 +642,7 @@ func (rr *redisRun) killPrimary(ctx context.Context, st *nemesis.Step) error {
 		case <-ctx.Done():
 		case <-time.After(st.Delay): // the fault: the replica lags this long
 		}
-		cut = fmt.Sprintf("replica link cut %v before the kill; ", st.Delay)
+		cut = fmt.Sprintf("replica link cut %v before the kill; ", st.Delay.Round(time.Millisecond))
 	}
 	before, lagErr := replOffset(ctx, old)
 	killErr := old.proc.Kill()

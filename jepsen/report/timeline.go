@@ -270,7 +270,10 @@ func (t *timeline) participantRow(row int, id string) {
 	}
 }
 
-var stateColours = map[string]string{"leader": "#1565c0", "follower": "#90caf9", "candidate": "#fbc02d"}
+// A node sampled down or paused is hatched, as a nemesis window that
+// stopped or paused it is.
+var stateColours = map[string]string{"leader": "#1565c0", "follower": "#90caf9", "candidate": "#fbc02d",
+	"down": "url(#hatch)", "paused": "url(#hatch)"}
 
 func (t *timeline) nodeRow(row int, id string) {
 	t.label(row, id)
