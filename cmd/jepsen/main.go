@@ -148,17 +148,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	mode := fs.String("mode", "auto", "partitions: netns (root: namespaces and iptables), hooks (in-process fault layer) or auto")
 	leasenode := fs.String("leasenode", "", "leasenode binary (default: next to this one, else go build)")
 	verbose := fs.Bool("v", false, "print the driver's progress")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage(stdout)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return nil
-		}
-		return usageError{"run: " + err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("run: unexpected argument %q", fs.Arg(0))}
+	if help, err := parseCommand(fs, args, stdout); help || err != nil {
+		return err
 	}
 	var families []string
 	switch *family {
@@ -342,17 +333,8 @@ func cmdRedis(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	server := fs.String("redis-server", "", "redis-server binary (default: $"+driver.RedisServerEnv+", else PATH)")
 	every := fs.Duration("failover-every", 10*time.Second, "mean time between two kills of the primary")
 	verbose := fs.Bool("v", false, "print the driver's progress")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage(stdout)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return nil
-		}
-		return usageError{"redis: " + err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("redis: unexpected argument %q", fs.Arg(0))}
+	if help, err := parseCommand(fs, args, stdout); help || err != nil {
+		return err
 	}
 	if *runs < 1 {
 		return usageError{"redis: --runs must be at least 1"}
@@ -413,4 +395,23 @@ func cmdRedis(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errFailed
 	}
 	return nil
+}
+
+// parseCommand parses a subcommand's flags, which take no arguments. With
+// -h it prints the usage and the flags to stdout and reports help; a bad
+// flag or an argument is a usageError naming the subcommand.
+func parseCommand(fs *flag.FlagSet, args []string, stdout io.Writer) (help bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return true, nil
+		}
+		return false, usageError{fs.Name() + ": " + err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return false, usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return false, nil
 }
